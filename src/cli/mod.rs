@@ -1,0 +1,34 @@
+//! The command line: one file per command group; this module only parses and dispatches.
+
+use clap::{Parser, Subcommand};
+
+/// weightflow: generative flow models over neural-network weights, and covariate-shift
+/// detection with them.
+#[derive(Parser, Debug)]
+#[command(name = "weightflow", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline on built-in synthetic data in a few minutes.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `weightflow demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+    }
+}

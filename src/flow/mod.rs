@@ -1,0 +1,1 @@
+//! NM-CFM: the conditional flow-matching meta-model over weight vectors.

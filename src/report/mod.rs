@@ -1,0 +1,1 @@
+//! Reports: JSON results, markdown tables, SVG/PNG plots, progress bars.

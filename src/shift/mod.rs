@@ -1,0 +1,1 @@
+//! Shift detection: statistics, Detectron, Meta-Detectron, classic baselines, experiments.

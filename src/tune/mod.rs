@@ -1,0 +1,1 @@
+//! Adjoint Matching: reward fine-tuning of the flow meta-model.
