@@ -1,5 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
+pub mod data;
+
 use clap::{Parser, Subcommand};
 
 pub mod bench;
@@ -20,6 +22,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+    /// Inspect, export, render and download datasets.
+    Data(data::DataArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
         Command::Bench(a) => bench::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
