@@ -86,7 +86,7 @@ impl DetectronConfig {
                 self.ensemble, self.epochs, self.batch_size
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.kappa >= 0.0 && self.kappa.is_finite()) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.kappa >= 0.0 && self.kappa.is_finite()) {
             return bad(format!(
                 "Detectron lr {} / kappa {} must be finite and positive",
                 self.lr, self.kappa
@@ -152,7 +152,7 @@ impl DetectronRun {
 /// Checks an image tensor `[n, C, H, W]` against the architecture; returns n.
 fn images(x: &[f32], spec: &ArchSpec, min: usize, what: &str) -> Result<usize, ShiftError> {
     let len = spec.input_len();
-    if len == 0 || x.len() % len != 0 {
+    if len == 0 || !x.len().is_multiple_of(len) {
         return Err(ShiftError::Shape(format!(
             "{what}: {} values are not a whole number of {:?} images",
             x.len(),
@@ -237,7 +237,7 @@ pub(crate) fn assemble_batch(
     let mut labels = vec![0u32; k * n];
     let mut weights = vec![0f32; k * n];
     let mut kinds = vec![SampleLoss::CrossEntropy; bp];
-    kinds.extend(std::iter::repeat(SampleLoss::Disagreement).take(slots));
+    kinds.extend(std::iter::repeat_n(SampleLoss::Disagreement, slots));
     for j in 0..k {
         let real = (bp + q_idx[j].len()) as f32;
         for (r, &i) in p_idx[j].iter().enumerate() {
