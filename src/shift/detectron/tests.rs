@@ -209,7 +209,16 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
     let (again, computed) =
         NullBank::load_or_compute(&model_path, &base, &f.p, &f.pool, n_query, 12, 0, &cfg, true).unwrap();
     assert!(!computed);
-    assert_eq!(again, bank);
+    assert_eq!(again.base_model, bank.base_model);
+    for (a, b) in again.runs.iter().zip(&bank.runs) {
+        assert_eq!((a.seed, &a.remaining), (b.seed, &b.remaining));
+        for (x, y) in a.entropies.iter().zip(&b.entropies) {
+            assert!(
+                (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                "JSON keeps entropies: {x} vs {y}"
+            );
+        }
+    }
     assert!(NullBank::path_next_to(&model_path, n_query).exists());
 
     let (q_shift, _) = f.synth.sample(n_query, 0.5, true, 40);
