@@ -312,3 +312,39 @@ fn bad_inputs_are_errors() {
     };
     assert!(run_detectron(&base, &f.p, &[&q], &[0], &zero, true).is_err());
 }
+
+/// Timing of one CDC epoch on CNN3 (run with `--ignored --nocapture`): 1 run alone vs 4 together.
+#[test]
+#[ignore]
+fn cnn3_cdc_epoch_timing() {
+    let spec = ArchSpec::cnn3(3, 10, Activation::Gelu);
+    let layout = spec.layout();
+    let mut w = vec![0f32; layout.dim()];
+    InitScheme::KaimingUniform.fill(&layout, &mut w, &mut stream(3, "init", 0));
+    let len = spec.input_len();
+    let mut rng = stream(4, "x", 0);
+    let p: Vec<f32> = (0..500 * len).map(|_| rng.gen::<f32>() - 0.5).collect();
+    let q: Vec<f32> = (0..20 * len).map(|_| rng.gen::<f32>() * 2.0).collect();
+    let cfg = DetectronConfig {
+        ensemble: 1,
+        epochs: 1,
+        batch_size: 100,
+        threads: rayon::current_num_threads(),
+        ..small_cfg()
+    };
+    let base = BaseModel {
+        spec: &spec,
+        weights: &w,
+    };
+    for k in [1usize, 4] {
+        let qs: Vec<&[f32]> = vec![&q; k];
+        let seeds: Vec<u64> = (0..k as u64).collect();
+        let t = std::time::Instant::now();
+        run_detectron(&base, &p, &qs, &seeds, &cfg, true).unwrap();
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "K={k}: one CDC epoch over 500 P + 20 Q images: {s:.2} s total, {:.2} s per run",
+            s / k as f64
+        );
+    }
+}
