@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
 #[derive(Parser, Debug)]
@@ -16,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(DemoArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -30,5 +34,6 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Bench(a) => bench::run(a),
     }
 }
