@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod zoo;
+
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
 #[derive(Parser, Debug)]
@@ -16,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(DemoArgs),
+    /// Model zoos: train, inspect, evaluate, export.
+    Zoo(zoo::ZooArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -30,5 +34,6 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Zoo(a) => zoo::run(a),
     }
 }
