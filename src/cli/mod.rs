@@ -1,8 +1,10 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
+pub mod data;
+pub mod zoo;
+
 use clap::{Parser, Subcommand};
 
-pub mod zoo;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -20,6 +22,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Model zoos: train, inspect, evaluate, export.
     Zoo(zoo::ZooArgs),
+    /// Inspect, export, render and download datasets.
+    Data(data::DataArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
         Command::Zoo(a) => zoo::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
