@@ -227,3 +227,71 @@ pub fn read_optimizer(dir: &Path, e: usize, fresh: Optimizer, models: usize) -> 
         v,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_roundtrip_and_deterministic_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let w: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
+        write_epoch(dir.path(), 3, &w, 2, 3).unwrap();
+        let p = dir.path().join(epoch_file(3));
+        let first = std::fs::read(&p).unwrap();
+        write_epoch(dir.path(), 3, &w, 2, 3).unwrap();
+        assert_eq!(first, std::fs::read(&p).unwrap(), "same weights must give the same bytes");
+        let (back, meta) = read_tensor(&p, WEIGHTS_TENSOR, &[2, 3]).unwrap();
+        assert_eq!(back, w);
+        assert!(meta.contains("\"epoch\":3"));
+        assert!(!dir.path().join("epoch_0003.safetensors.tmp").exists());
+    }
+
+    #[test]
+    fn malformed_checkpoints_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = vec![0.25f32; 8];
+        write_epoch(dir.path(), 1, &w, 2, 4).unwrap();
+        let p = dir.path().join(epoch_file(1));
+        let bytes = std::fs::read(&p).unwrap();
+        // wrong shape
+        let e = read_tensor(&p, WEIGHTS_TENSOR, &[4, 2]).unwrap_err().to_string();
+        assert!(e.contains("epoch_0001.safetensors") && e.contains("shape"), "{e}");
+        // truncated
+        std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
+        let e = read_tensor(&p, WEIGHTS_TENSOR, &[2, 4]).unwrap_err().to_string();
+        assert!(e.contains("epoch_0001.safetensors") && e.contains("truncated"), "{e}");
+        // NaN
+        let mut w2 = w.clone();
+        w2[5] = f32::NAN;
+        write_epoch(dir.path(), 1, &w2, 2, 4).unwrap();
+        let e = read_tensor(&p, WEIGHTS_TENSOR, &[2, 4]).unwrap_err().to_string();
+        assert!(e.contains("epoch_0001.safetensors") && e.contains("row 1") && e.contains("NaN"), "{e}");
+        // missing
+        let e = read_tensor(&dir.path().join(epoch_file(9)), WEIGHTS_TENSOR, &[2, 4])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epoch_0009.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn optimizer_state_roundtrip_checks_epoch_and_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::engine::OptimConfig::adam(1e-3, 1e-2);
+        let mut opt = Optimizer::new(cfg, 6);
+        let mut p = vec![1.0f32; 6];
+        opt.update(&mut p, &[0.1, -0.2, 0.3, 0.0, 1.0, -1.0]);
+        write_optimizer(dir.path(), 2, &opt, 2, 3).unwrap();
+        let back = read_optimizer(dir.path(), 2, Optimizer::new(cfg, 6), 2).unwrap();
+        assert_eq!((back.step, &back.m, &back.v), (1, &opt.m, &opt.v));
+        std::fs::rename(
+            dir.path().join(optimizer_file(2)),
+            dir.path().join(optimizer_file(3)),
+        )
+        .unwrap();
+        assert!(read_optimizer(dir.path(), 3, Optimizer::new(cfg, 6), 2).is_err());
+        let other = crate::engine::OptimConfig::adam(1e-4, 1e-2);
+        let e = read_optimizer(dir.path(), 3, Optimizer::new(other, 6), 2);
+        assert!(e.is_err());
+    }
+}

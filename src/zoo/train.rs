@@ -155,7 +155,7 @@ fn metrics_for(
 }
 
 /// Trains (or resumes) the zoo in `out` and returns it opened.
-pub fn train(cfg: &TrainConfig, out: &Path, on_event: &mut dyn FnMut(TrainEvent<'_>)) -> Result<Zoo, ZooError> {
+pub fn train(cfg: &TrainConfig, out: &Path, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<Zoo, ZooError> {
     check_config(cfg)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads.max(1))
@@ -164,7 +164,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, on_event: &mut dyn FnMut(TrainEvent<
     pool.install(|| train_in_pool(cfg, out, on_event))
 }
 
-fn train_in_pool(cfg: &TrainConfig, out: &Path, on_event: &mut dyn FnMut(TrainEvent<'_>)) -> Result<Zoo, ZooError> {
+fn train_in_pool(cfg: &TrainConfig, out: &Path, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<Zoo, ZooError> {
     let s = load_splits(cfg)?;
     let classes = s.train.num_classes();
     let spec = ArchSpec::by_name(&cfg.arch, s.train.shape[0], classes, cfg.act)?;
