@@ -142,8 +142,8 @@ impl Mlp {
         self.forward(params, x, batch).out
     }
 
-    /// Backward pass from `dout = ∂L/∂out [B, out]`: adds `∂L/∂params` into `dparams` when given,
-    /// returns `∂L/∂x [B, in]` when `want_dx`.
+    /// Backward pass from `dout = ∂L/∂out [B, out]`: writes `∂L/∂params` into `dparams` when
+    /// given (every value is overwritten), returns `∂L/∂x [B, in]` when `want_dx`.
     pub fn backward(
         &self,
         params: &[f32],
@@ -167,9 +167,10 @@ impl Mlp {
             if let Some(dp) = dparams.as_deref_mut() {
                 let we = &self.layout.entries[2 * l];
                 let be = &self.layout.entries[2 * l + 1];
-                // dW[out, in] += gᵀ[out, B] · a[B, in]
-                sgemm(nout, nin, batch, &g, Trans::Yes, a, Trans::No, &mut dp[we.range()], true, self.threads);
+                // dW[out, in] = gᵀ[out, B] · a[B, in]
+                sgemm(nout, nin, batch, &g, Trans::Yes, a, Trans::No, &mut dp[we.range()], false, self.threads);
                 let db = &mut dp[be.range()];
+                db.fill(0.0);
                 for row in g.chunks(nout) {
                     db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
                 }

@@ -108,6 +108,7 @@ pub fn train(
         _ => None,
     };
     let mut vstate = TrainState::new(cfg.opt, &vel.params);
+    let mut dp = vec![0.0f32; vel.params.len()];
     let enc_settings = OptSettings { lr: cfg.ctx_lr, ..cfg.opt };
     let mut estate = encoder.as_ref().map(|e| TrainState::new(enc_settings, &e.params));
     let b = cfg.batch;
@@ -141,8 +142,8 @@ pub fn train(
         if !loss.is_finite() {
             return Err(FlowError::Diverged { step: it, loss });
         }
-        let (dp, _, dc) = vel.backward(&cache, &dv, true);
-        let mut dp = dp.unwrap_or_default();
+        let (_, dc) = vel.backward_into(&cache, &dv, Some(&mut dp));
+        drop(cache);
         vstate.update(&mut vel.params, &mut dp);
         if let (Some(enc), Some(cc), Some(es)) = (encoder.as_mut(), ccache, estate.as_mut()) {
             let cd = enc.config.out;
@@ -158,9 +159,9 @@ pub fn train(
             p(it, loss);
         }
     }
-    vel.params = vstate.ema;
+    vel.params = vstate.final_params(std::mem::take(&mut vel.params));
     if let (Some(enc), Some(es)) = (encoder.as_mut(), estate) {
-        enc.params = es.ema;
+        enc.params = es.final_params(std::mem::take(&mut enc.params));
     }
     Ok(MetaModel {
         config: cfg.clone(),
