@@ -1,5 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
+pub mod data;
+
 use clap::{Parser, Subcommand};
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
@@ -16,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(DemoArgs),
+    /// Inspect, export, render and download datasets.
+    Data(data::DataArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -30,5 +34,6 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Data(a) => data::run(a),
     }
 }
