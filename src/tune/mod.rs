@@ -13,6 +13,8 @@
 //! - [`plot`]: a minimal SVG line plot of the training log.
 
 pub mod adjoint;
+pub mod baseline;
+pub mod classify;
 pub mod field;
 pub mod gaussian;
 pub mod plot;
