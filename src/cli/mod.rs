@@ -1,8 +1,11 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod zoo;
 
 use clap::{Parser, Subcommand};
+
+pub mod bench;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -18,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(DemoArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
+    /// Model zoos: train, inspect, evaluate, export.
+    Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
 }
@@ -34,6 +41,8 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Bench(a) => bench::run(a),
+        Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
     }
 }
