@@ -88,25 +88,25 @@ pub const SOURCES: &[Source] = &[
         kind: "fashion-mnist",
         files: &[
             f(
-                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/train-images-idx3-ubyte.gz",
                 "train-images-idx3-ubyte.gz",
                 Checksum::Md5("8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
                 false,
             ),
             f(
-                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-labels-idx1-ubyte.gz",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/train-labels-idx1-ubyte.gz",
                 "train-labels-idx1-ubyte.gz",
                 Checksum::Md5("25c81989df183df01b3e8a0aad5dffbe"),
                 false,
             ),
             f(
-                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-images-idx3-ubyte.gz",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/t10k-images-idx3-ubyte.gz",
                 "t10k-images-idx3-ubyte.gz",
                 Checksum::Md5("bef4ecab320f06d8554ea6380940ec79"),
                 false,
             ),
             f(
-                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/t10k-labels-idx1-ubyte.gz",
                 "t10k-labels-idx1-ubyte.gz",
                 Checksum::Md5("bb300cfdad3c16e7a12a480ee83cd310"),
                 false,
@@ -243,7 +243,10 @@ fn manual_hint(src: &Source, dir: &Path) -> String {
         .iter()
         .map(|f| format!("{} -> {}", f.url, dir.join(f.file).display()))
         .collect();
-    format!("no connection? place the files by hand: {}", files.join("; "))
+    format!(
+        "no connection? place the files by hand, then run the command again to verify (and unpack) them: {}",
+        files.join("; ")
+    )
 }
 
 /// Fetches `url` into `dest`, resuming from `dest.part`.
