@@ -68,6 +68,7 @@ fn init(spec: &ArchSpec, k: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Σ_k L_k for weights `w` and input `x`.
+#[allow(clippy::too_many_arguments)]
 fn total(spec: &ArchSpec, w: &[f32], k: usize, x: &[f32], shared: bool, n: usize, obj: &Objective, mode: Mode) -> f64 {
     let pop = Population::new(spec, w, k, 1).unwrap();
     let input = if shared { Input::Shared(x) } else { Input::PerModel(x) };
@@ -330,4 +331,40 @@ fn malformed_weights_and_inputs_are_errors() {
     let mut xn = x.clone();
     xn[7] = f32::INFINITY;
     assert!(pop.logits(Input::Shared(&xn), 3).is_err());
+}
+
+#[test]
+fn super_chunks_match_one_model_at_a_time() {
+    // more samples than one super-chunk (256): the shared first-layer im2col is made per super-chunk
+    let spec = small_net(Activation::Gelu, false);
+    let (k, n) = (3, 300);
+    let w = init(&spec, k, 4);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x = randn(&mut rng, n * spec.input_len(), 1.0);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 5).collect();
+    let obj = Objective::Classify {
+        labels: &labels,
+        kinds: None,
+        weights: None,
+    };
+    let pop = Population::new(&spec, &w, k, 2).unwrap();
+    let a = pop.gradient(Input::Shared(&x), n, &obj, Mode::Eval, true).unwrap();
+    let xs: Vec<f32> = (0..k).flat_map(|_| x.iter().copied()).collect();
+    let b = pop.gradient(Input::PerModel(&xs), n, &obj, Mode::Eval, true).unwrap();
+    assert_eq!(a.dw, b.dw);
+    assert_eq!(a.dx, b.dx);
+    assert_eq!(a.loss, b.loss);
+    // the loss is the mean over all n samples: compare with logits computed separately
+    let logits = pop.logits(Input::Shared(&x), n).unwrap();
+    assert_eq!(logits, a.logits);
+    let c = 5;
+    let mut lp = vec![0.0; c];
+    let want: f64 = (0..n)
+        .map(|i| {
+            weightflow::engine::loss::log_softmax(&logits[i * c..(i + 1) * c], &mut lp);
+            -lp[labels[i] as usize] as f64
+        })
+        .sum::<f64>()
+        / n as f64;
+    assert!((a.loss[0] as f64 - want).abs() < 1e-5, "{} vs {want}", a.loss[0]);
 }

@@ -7,12 +7,16 @@
 
 use rayon::prelude::*;
 
-use crate::engine::layers::{self, nchw_to_nhwc, nhwc_to_nchw, Plan, Workspace};
+use crate::engine::layers::{self, conv, nchw_to_nhwc, nhwc_to_nchw, Op, Plan, Workspace};
 use crate::engine::loss::{Objective, SampleLoss};
 use crate::nets::{ArchSpec, NetError};
 
-/// Samples per chunk of one model's forward/backward (bounds the working memory).
-pub const CHUNK: usize = 32;
+/// Samples per chunk of one model's forward/backward (bounds the working memory; small enough
+/// that a chunk's buffers stay in L2).
+pub const CHUNK: usize = 16;
+
+/// Samples per super-chunk: a shared input is prepared once per super-chunk for all models.
+pub const SUPER: usize = 256;
 
 /// Input images, NCHW f32 (already normalized).
 #[derive(Clone, Copy, Debug)]
@@ -179,7 +183,10 @@ impl<'a> Population<'a> {
         Ok(())
     }
 
-    /// Runs every model's task (forward, and backward when `objective` is given).
+    /// Runs every model's task (forward, and backward when `objective` is given), over
+    /// super-chunks of [`SUPER`] samples: a shared input is converted (and, when the first layer
+    /// is a conv, unfolded by im2col) once per super-chunk for all models; then the models run in
+    /// parallel, each over its chunks in sample order.
     fn run(
         &self,
         plan: &Plan,
@@ -187,91 +194,167 @@ impl<'a> Population<'a> {
         n: usize,
         objective: Option<&Objective<'_>>,
         mode: Mode<'_>,
-        outs: Vec<ModelOut>,
+        mut outs: Vec<ModelOut>,
     ) {
-        // Shared input: convert to channel-last once for all models.
-        let shared_nhwc = match input {
-            Input::Shared(x) => {
-                let mut v = vec![0.0; x.len()];
-                nchw_to_nhwc(x, n, plan.input[0], plan.input[1] * plan.input[2], &mut v);
-                Some(v)
-            }
-            Input::PerModel(_) => None,
-        };
-        let task = |o: ModelOut| {
-            let mut ws = Workspace::default();
-            self.model_task(plan, input, shared_nhwc.as_deref(), n, objective, mode, o, &mut ws);
-        };
-        if self.threads <= 1 || self.models <= 1 {
-            outs.into_iter().for_each(task);
-        } else {
-            outs.into_par_iter().for_each(task);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn model_task(
-        &self,
-        plan: &Plan,
-        input: Input<'_>,
-        shared_nhwc: Option<&[f32]>,
-        n: usize,
-        objective: Option<&Objective<'_>>,
-        mode: Mode<'_>,
-        mut o: ModelOut,
-        ws: &mut Workspace,
-    ) {
-        let (d, c, per) = (plan.dim, plan.classes, plan.sizes[0]);
-        let k = o.k;
-        let mut w = vec![0.0; d];
-        plan.to_engine(&self.weights[k * d..(k + 1) * d], &mut w);
-        let mut dw_eng = vec![0.0; if o.dw.is_some() { d } else { 0 }];
-        let mut rngs = match mode {
-            Mode::Train { seeds } if objective.is_some() => Some(plan.dropout_rngs(seeds[k])),
+        let d = plan.dim;
+        let mut states: Vec<ModelState> = (0..self.models)
+            .map(|k| {
+                let mut w = vec![0.0; d];
+                plan.to_engine(&self.weights[k * d..(k + 1) * d], &mut w);
+                ModelState {
+                    w,
+                    dw: vec![0.0; if objective.is_some() { d } else { 0 }],
+                    rngs: match mode {
+                        Mode::Train { seeds } if objective.is_some() => Some(plan.dropout_rngs(seeds[k])),
+                        _ => None,
+                    },
+                    loss: 0.0,
+                }
+            })
+            .collect();
+        let (per, cin, hw) = (plan.sizes[0], plan.input[0], plan.input[1] * plan.input[2]);
+        let first_conv = match plan.ops.first() {
+            Some(Op::Conv { g, .. }) => Some(*g),
             _ => None,
         };
-        ws.fit(plan, CHUNK.min(n.max(1)));
-        let mut dlogits = vec![0.0; CHUNK * c];
-        let mut dx_chunk = vec![0.0; if o.dx.is_some() { CHUNK * per } else { 0 }];
-        let mut loss = 0.0f64;
         let mut start = 0;
         while start < n {
-            let m = CHUNK.min(n - start);
-            match (input, shared_nhwc) {
-                (Input::Shared(_), Some(x)) => {
-                    ws.input_mut()[..m * per].copy_from_slice(&x[start * per..(start + m) * per]);
-                    // [m, H, W, C]
+            let m = SUPER.min(n - start);
+            // shared input of this super-chunk, channel-last, and its first-layer im2col
+            let (shared, cols) = match input {
+                Input::Shared(x) => {
+                    let mut v = vec![0.0; m * per];
+                    nchw_to_nhwc(&x[start * per..(start + m) * per], m, cin, hw, &mut v); // [m, H, W, C]
+                    let cols = first_conv.map(|g| {
+                        let mut c = vec![0.0; m * g.oh() * g.ow() * g.kdim()];
+                        conv::im2col(&g, &v, m, &mut c); // [m·oh·ow, k·k·cin]
+                        c
+                    });
+                    (Some(v), cols)
                 }
-                (Input::PerModel(x), _) | (Input::Shared(x), None) => {
-                    let src = &x[(k * n + start) * per..(k * n + start + m) * per]; // [m, C, H, W]
-                    nchw_to_nhwc(src, m, plan.input[0], plan.input[1] * plan.input[2], ws.input_mut());
-                }
-            }
-            layers::forward(plan, &w, ws, m, rngs.as_deref_mut());
-            o.logits[start * c..(start + m) * c].copy_from_slice(ws.logits(plan, m));
-            if let Some(obj) = objective {
-                let dl = &mut dlogits[..m * c];
-                loss += obj.apply(k, start, n, c, ws.logits(plan, m), dl) as f64;
-                let dxc = o.dx.is_some().then_some(&mut dx_chunk[..]);
-                layers::backward(plan, &w, ws, m, dl, &mut dw_eng, dxc);
-                if let Some(dx) = o.dx.as_deref_mut() {
-                    let dst = &mut dx[start * per..(start + m) * per];
-                    nhwc_to_nchw(
-                        &dx_chunk[..m * per],
-                        m,
-                        plan.input[0],
-                        plan.input[1] * plan.input[2],
-                        dst,
-                    );
-                }
+                Input::PerModel(_) => (None, None),
+            };
+            let block = Block {
+                start,
+                len: m,
+                n,
+                shared: shared.as_deref(),
+                cols: cols.as_deref(),
+            };
+            let task = |(st, o): (&mut ModelState, &mut ModelOut)| {
+                WORKSPACE.with(|ws| self.model_block(plan, input, &block, objective, st, o, &mut ws.borrow_mut()));
+            };
+            if self.threads <= 1 || self.models <= 1 {
+                states.iter_mut().zip(outs.iter_mut()).for_each(task);
+            } else {
+                states.par_iter_mut().zip(outs.par_iter_mut()).for_each(task);
             }
             start += m;
         }
-        *o.loss = loss as f32;
-        if let Some(dw) = o.dw {
-            plan.from_engine(&dw_eng, dw);
+        for (st, o) in states.iter().zip(outs.iter_mut()) {
+            *o.loss = st.loss as f32;
+            if let Some(dw) = o.dw.as_deref_mut() {
+                plan.from_engine(&st.dw, dw);
+            }
         }
     }
+
+    /// One model over one super-chunk, in chunks of [`CHUNK`] samples.
+    #[allow(clippy::too_many_arguments)]
+    fn model_block(
+        &self,
+        plan: &Plan,
+        input: Input<'_>,
+        b: &Block<'_>,
+        objective: Option<&Objective<'_>>,
+        st: &mut ModelState,
+        o: &mut ModelOut,
+        ws: &mut Workspace,
+    ) {
+        let (c, per, cin, hw) = (
+            plan.classes,
+            plan.sizes[0],
+            plan.input[0],
+            plan.input[1] * plan.input[2],
+        );
+        let k = o.k;
+        ws.fit(plan, CHUNK.min(b.n.max(1)));
+        let rows_per_sample = match plan.ops.first() {
+            Some(Op::Conv { g, .. }) => g.oh() * g.ow() * g.kdim(),
+            _ => 0,
+        };
+        let mut dlogits = [0f32; 4096];
+        let mut heap;
+        let dl_buf: &mut [f32] = if CHUNK * c <= dlogits.len() {
+            &mut dlogits[..]
+        } else {
+            heap = vec![0.0; CHUNK * c];
+            &mut heap
+        };
+        let mut off = 0;
+        while off < b.len {
+            let m = CHUNK.min(b.len - off);
+            let start = b.start + off; // global index of the first sample
+            let first_cols = b
+                .cols
+                .map(|cols| &cols[off * rows_per_sample..(off + m) * rows_per_sample]);
+            match (input, b.shared) {
+                (_, Some(x)) => {
+                    if first_cols.is_none() {
+                        ws.input_mut()[..m * per].copy_from_slice(&x[off * per..(off + m) * per]);
+                        // [m, H, W, C]
+                    }
+                }
+                (Input::PerModel(x), None) | (Input::Shared(x), None) => {
+                    let src = &x[(k * b.n + start) * per..(k * b.n + start + m) * per]; // [m, C, H, W]
+                    nchw_to_nhwc(src, m, cin, hw, ws.input_mut());
+                }
+            }
+            layers::forward(plan, &st.w, ws, m, st.rngs.as_deref_mut(), first_cols);
+            o.logits[start * c..(start + m) * c].copy_from_slice(ws.logits(plan, m));
+            if let Some(obj) = objective {
+                let dl = &mut dl_buf[..m * c];
+                st.loss += obj.apply(k, start, b.n, c, ws.logits(plan, m), dl) as f64;
+                match o.dx.as_deref_mut() {
+                    Some(dx) => {
+                        let mut dxc = vec![0.0; m * per];
+                        layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, Some(&mut dxc), first_cols);
+                        nhwc_to_nchw(&dxc, m, cin, hw, &mut dx[start * per..(start + m) * per]);
+                    }
+                    None => layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, None, first_cols),
+                }
+            }
+            off += m;
+        }
+    }
+}
+
+/// Per-model state carried across super-chunks.
+struct ModelState {
+    /// Engine-layout weights `[D]`.
+    w: Vec<f32>,
+    /// Engine-layout gradient accumulator `[D]` (empty for forward only).
+    dw: Vec<f32>,
+    /// Dropout streams (training mode).
+    rngs: Option<Vec<crate::engine::rng::Rng>>,
+    /// Σ of the per-chunk losses, in chunk order.
+    loss: f64,
+}
+
+/// One super-chunk of samples `start..start+len` of `n`, with the shared input prepared.
+struct Block<'b> {
+    start: usize,
+    len: usize,
+    n: usize,
+    /// Shared input `[len, H, W, C]`.
+    shared: Option<&'b [f32]>,
+    /// First-layer im2col of the shared input `[len·oh·ow, k·k·cin]`.
+    cols: Option<&'b [f32]>,
+}
+
+thread_local! {
+    /// Each worker thread's buffers, reused across models and calls.
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
 }
 
 /// Checks that the objective's arrays fit K models, N samples and C classes.

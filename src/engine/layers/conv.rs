@@ -63,27 +63,33 @@ pub fn from_engine(g: &ConvGeom, eng: &[f32], torch: &mut [f32]) {
     }
 }
 
-/// im2col: `x [n, h, w, cin]` → `cols [n·oh·ow, k·k·cin]`, zeros outside the image.
+/// im2col: `x [n, h, w, cin]` → `cols [n·oh·ow, k·k·cin]`, zeros outside the image. For a
+/// fixed kernel row `a`, the `k` taps cover `k·cin` contiguous input values, copied as one run.
 pub fn im2col(g: &ConvGeom, x: &[f32], n: usize, cols: &mut [f32]) {
     let (oh, ow, k, cin, kd) = (g.oh(), g.ow(), g.k, g.cin, g.kdim());
     let pad = g.pad as isize;
+    let run = k * cin;
     for s in 0..n {
         let xs = &x[s * g.h * g.w * cin..(s + 1) * g.h * g.w * cin]; // [h, w, cin]
         for i in 0..oh {
             for j in 0..ow {
-                let row = &mut cols[((s * oh + i) * ow + j) * kd..((s * oh + i) * ow + j + 1) * kd]; // [k·k·cin]
+                let r = (s * oh + i) * ow + j;
+                let row = &mut cols[r * kd..(r + 1) * kd]; // [k, k·cin]
+                let x0 = j as isize - pad; // first input column of the window
+                                           // taps b in b_lo..b_hi fall inside the image
+                let b_lo = (-x0).max(0) as usize;
+                let b_hi = ((g.w as isize - x0).min(k as isize)).max(0) as usize;
                 for a in 0..k {
                     let y = i as isize + a as isize - pad;
-                    for b in 0..k {
-                        let xx = j as isize + b as isize - pad;
-                        let dst = &mut row[(a * k + b) * cin..(a * k + b + 1) * cin]; // [cin]
-                        if y < 0 || xx < 0 || y >= g.h as isize || xx >= g.w as isize {
-                            dst.fill(0.0);
-                        } else {
-                            let p = (y as usize * g.w + xx as usize) * cin;
-                            dst.copy_from_slice(&xs[p..p + cin]);
-                        }
+                    let dst = &mut row[a * run..(a + 1) * run]; // [k·cin]
+                    if y < 0 || y >= g.h as isize || b_lo >= b_hi {
+                        dst.fill(0.0);
+                        continue;
                     }
+                    dst[..b_lo * cin].fill(0.0);
+                    dst[b_hi * cin..].fill(0.0);
+                    let p = (y as usize * g.w + (x0 + b_lo as isize) as usize) * cin;
+                    dst[b_lo * cin..b_hi * cin].copy_from_slice(&xs[p..p + (b_hi - b_lo) * cin]);
                 }
             }
         }

@@ -211,6 +211,9 @@ pub fn nhwc_to_nchw(x: &[f32], n: usize, c: usize, hw: usize, out: &mut [f32]) {
 #[derive(Default)]
 pub struct Workspace {
     cap: usize,
+    /// The plan shape the buffers were made for.
+    sizes: Vec<usize>,
+    ops: usize,
     /// `acts[i]` = input of op i `[n, sizes[i]]`; the last one holds the logits.
     acts: Vec<Vec<f32>>,
     /// im2col columns per conv op.
@@ -230,10 +233,12 @@ pub struct Workspace {
 impl Workspace {
     /// Makes sure the buffers fit `cap` samples of `plan`.
     pub fn fit(&mut self, plan: &Plan, cap: usize) {
-        if self.cap >= cap && self.acts.len() == plan.sizes.len() {
+        if self.cap >= cap && self.sizes == plan.sizes && self.ops == plan.ops.len() {
             return;
         }
         self.cap = cap;
+        self.sizes = plan.sizes.clone();
+        self.ops = plan.ops.len();
         self.acts = plan.sizes.iter().map(|s| vec![0.0; s * cap]).collect();
         let mut maxg = 0;
         let mut maxcols = 0;
@@ -273,8 +278,17 @@ impl Workspace {
 }
 
 /// Forward of one model (engine-layout weights `w [D]`) over the `n` samples in the workspace
-/// input; `rngs` (one per dropout op) turn dropout on, `None` = evaluation.
-pub fn forward(plan: &Plan, w: &[f32], ws: &mut Workspace, n: usize, mut rngs: Option<&mut [Rng]>) {
+/// input; `rngs` (one per dropout op) turn dropout on, `None` = evaluation. `first_cols`, when
+/// the first op is a conv, gives its im2col columns `[n·oh·ow, k·k·cin]` (computed once for a
+/// batch shared by many models); the workspace input is then not read.
+pub fn forward(
+    plan: &Plan,
+    w: &[f32],
+    ws: &mut Workspace,
+    n: usize,
+    mut rngs: Option<&mut [Rng]>,
+    first_cols: Option<&[f32]>,
+) {
     let mut di = 0;
     ws.train = rngs.is_some();
     for (i, op) in plan.ops.iter().enumerate() {
@@ -284,8 +298,14 @@ pub fn forward(plan: &Plan, w: &[f32], ws: &mut Workspace, n: usize, mut rngs: O
         match op {
             Op::Conv { g, w_off, b_off } => {
                 let rows = n * g.oh() * g.ow();
-                let cols = &mut ws.cols[i][..rows * g.kdim()]; // [n·oh·ow, k·k·cin]
-                conv::im2col(g, x, n, cols);
+                let cols: &[f32] = match first_cols {
+                    Some(c) if i == 0 => &c[..rows * g.kdim()], // [n·oh·ow, k·k·cin]
+                    _ => {
+                        let c = &mut ws.cols[i][..rows * g.kdim()]; // [n·oh·ow, k·k·cin]
+                        conv::im2col(g, x, n, c);
+                        c
+                    }
+                };
                 let wt = &w[*w_off..w_off + g.kdim() * g.cout]; // [k·k·cin, cout]
                 conv::forward_cols(g, cols, rows, wt, &w[*b_off..b_off + g.cout], y);
                 // [n, oh, ow, cout]
@@ -316,7 +336,9 @@ pub fn forward(plan: &Plan, w: &[f32], ws: &mut Workspace, n: usize, mut rngs: O
 
 /// Backward of one model over the chunk last run by [`forward`] (with the same dropout
 /// setting): `dlogits [n, classes]`; accumulates into engine-layout `dw [D]`; writes the
-/// input gradient `[n, sizes[0]]` (channel-last) into `dx` when given.
+/// input gradient `[n, sizes[0]]` (channel-last) into `dx` when given. `first_cols` as in
+/// [`forward`].
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &Plan,
     w: &[f32],
@@ -325,6 +347,7 @@ pub fn backward(
     dlogits: &[f32],
     dw: &mut [f32],
     dx: Option<&mut [f32]>,
+    first_cols: Option<&[f32]>,
 ) {
     let Workspace {
         acts,
@@ -350,7 +373,10 @@ pub fn backward(
         match op {
             Op::Conv { g: geo, w_off, b_off } => {
                 let rows = n * geo.oh() * geo.ow();
-                let c = &cols[i][..rows * geo.kdim()];
+                let c = match first_cols {
+                    Some(c) if i == 0 => &c[..rows * geo.kdim()],
+                    _ => &cols[i][..rows * geo.kdim()],
+                };
                 let wlen = geo.kdim() * geo.cout;
                 let (dwt, db) = two_mut(dw, *w_off..w_off + wlen, *b_off..b_off + geo.cout);
                 conv::backward_weights(geo, c, gout, rows, dwt, db);

@@ -1,31 +1,41 @@
 //! 2×2 max-pool, stride 2, floor, on channel-last maps `[n, H, W, C]`. Forward records which of
-//! the four window positions won (first maximum in scan order, like PyTorch); backward routes
+//! the four window positions won (first maximum in scan order, like PyTorch; NaN never wins, as inputs are checked finite); backward routes
 //! the gradient there.
 
 /// Forward: `x [n, h, w, c]` → `y [n, h/2, w/2, c]`, `arg [n, h/2, w/2, c]` ∈ 0..4.
 pub fn forward(x: &[f32], n: usize, h: usize, w: usize, c: usize, y: &mut [f32], arg: &mut [u8]) {
     let (oh, ow) = (h / 2, w / 2);
     for s in 0..n {
-        let xs = &x[s * h * w * c..(s + 1) * h * w * c]; // [h, w, c]
         for i in 0..oh {
+            let r0 = &x[((s * h + 2 * i) * w) * c..((s * h + 2 * i) * w + w) * c]; // [w, c] row 2i
+            let r1 = &x[((s * h + 2 * i + 1) * w) * c..((s * h + 2 * i + 1) * w + w) * c]; // [w, c] row 2i+1
+            let o = (s * oh + i) * ow * c;
+            let yr = &mut y[o..o + ow * c]; // [ow, c]
+            let ar = &mut arg[o..o + ow * c]; // [ow, c]
             for j in 0..ow {
-                let o = ((s * oh + i) * ow + j) * c; // start of y[s, i, j, :]
-                let p00 = ((2 * i) * w + 2 * j) * c; // x[s, 2i, 2j, :]
-                let p01 = p00 + c; // x[s, 2i, 2j+1, :]
-                let p10 = p00 + w * c; // x[s, 2i+1, 2j, :]
-                let p11 = p10 + c; // x[s, 2i+1, 2j+1, :]
+                let a = &r0[2 * j * c..(2 * j + 1) * c]; // [c] x[2i, 2j]
+                let b = &r0[(2 * j + 1) * c..(2 * j + 2) * c]; // [c] x[2i, 2j+1]
+                let d = &r1[2 * j * c..(2 * j + 1) * c]; // [c] x[2i+1, 2j]
+                let e = &r1[(2 * j + 1) * c..(2 * j + 2) * c]; // [c] x[2i+1, 2j+1]
+                let yo = &mut yr[j * c..(j + 1) * c]; // [c]
+                let ao = &mut ar[j * c..(j + 1) * c]; // [c]
                 for ch in 0..c {
-                    let mut best = xs[p00 + ch];
-                    let mut a = 0u8;
-                    for (q, p) in [p01, p10, p11].into_iter().enumerate() {
-                        let v = xs[p + ch];
-                        if v > best || v.is_nan() {
-                            best = v;
-                            a = q as u8 + 1;
-                        }
+                    // first maximum in scan order wins ties, as in PyTorch
+                    let (mut best, mut at) = (a[ch], 0u8);
+                    if b[ch] > best {
+                        best = b[ch];
+                        at = 1;
                     }
-                    y[o + ch] = best; // [n, oh, ow, c]
-                    arg[o + ch] = a; // [n, oh, ow, c]
+                    if d[ch] > best {
+                        best = d[ch];
+                        at = 2;
+                    }
+                    if e[ch] > best {
+                        best = e[ch];
+                        at = 3;
+                    }
+                    yo[ch] = best;
+                    ao[ch] = at;
                 }
             }
         }
