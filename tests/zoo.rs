@@ -35,7 +35,12 @@ fn checkpoints(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -66,7 +71,11 @@ fn resumed_zoo_equals_uninterrupted_and_errors_are_clear() {
     let zb = run(&config(3), &b).unwrap();
     assert_eq!(zb.manifest.epochs, 3);
     assert!(!b.join("epoch_0002.safetensors.tmp").exists());
-    assert_eq!(checkpoints(&a), checkpoints(&b), "resumed run differs from the uninterrupted one");
+    assert_eq!(
+        checkpoints(&a),
+        checkpoints(&b),
+        "resumed run differs from the uninterrupted one"
+    );
     assert_eq!(za.manifest.history[3].models, zb.manifest.history[3].models);
     // rerunning a finished zoo changes nothing
     run(&config(3), &b).unwrap();
@@ -103,7 +112,11 @@ fn resumed_zoo_equals_uninterrupted_and_errors_are_clear() {
     let t = st.tensor("module_list.0.weight").unwrap();
     assert_eq!(t.shape(), &[16, 3, 3, 3]);
     let w2 = za.load_model(2, 1).unwrap();
-    let got: Vec<f32> = t.data().chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let got: Vec<f32> = t
+        .data()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(got, w2[..432]);
     assert_eq!(st.tensor("module_list.12.bias").unwrap().shape(), &[10]);
 }

@@ -24,10 +24,21 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+    Demo(DemoArgs),
     /// Model zoos: train, inspect, evaluate, export.
     Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
+}
+
+/// Arguments of `weightflow demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Runs the parsed command.
@@ -37,5 +48,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
+        Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Zoo(a) => zoo::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -64,11 +64,27 @@ pub fn python_snippet(arch: &ArchSpec, norm: &Normalization, weights: &Path) -> 
         .collect();
     let [c, h, w] = arch.input;
     format!(
-        r#"# Builds the {name} of a weightflow zoo and loads the exported weights (PyTorch >= 2, safetensors).
+        r#"# Builds the {name} of a weightflow zoo and loads the exported weights (PyTorch >= 2).
+import json
+import struct
 from collections import OrderedDict
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
+
+
+def load_file(path):
+    """safetensors.torch.load_file for F32 tensors, without needing the safetensors package."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    header.pop("__metadata__", None)
+    out = {{}}
+    for name, t in header.items():
+        a, b = t["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(raw[8 + n + a : 8 + n + b]), dtype=torch.float32).reshape(t["shape"])
+    return out
+
 
 model = nn.Sequential(OrderedDict(module_list=nn.Sequential(
     {layers},

@@ -126,8 +126,8 @@ impl Manifest {
     /// Reads and checks `path` (a `manifest.json`).
     pub fn read(path: &Path) -> Result<Self, ZooError> {
         let text = std::fs::read_to_string(path).map_err(|e| ZooError::io(path, e))?;
-        let m: Manifest =
-            serde_json::from_str(&text).map_err(|e| ZooError::format(path, format!("not a valid zoo manifest: {e}")))?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| ZooError::format(path, format!("not a valid zoo manifest: {e}")))?;
         m.check(path)?;
         Ok(m)
     }

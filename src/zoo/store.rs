@@ -40,7 +40,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ZooError> {
     }
     std::fs::rename(&tmp, path).map_err(|e| ZooError::io(path, e))?;
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -102,7 +106,11 @@ pub fn read_tensor(path: &Path, name: &str, shape: &[usize]) -> Result<(Vec<f32>
         let cols = shape.last().copied().unwrap_or(1).max(1);
         return Err(ZooError::format(
             path,
-            format!("tensor '{name}' value {i} (row {}, column {}) is {x}, not finite", i / cols, i % cols),
+            format!(
+                "tensor '{name}' value {i} (row {}, column {}) is {x}, not finite",
+                i / cols,
+                i % cols
+            ),
         ));
     }
     Ok((v, meta))
@@ -120,7 +128,10 @@ impl Zoo {
     pub fn open(dir: impl AsRef<Path>) -> Result<Zoo, ZooError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
-            return Err(ZooError::format(&dir, "not a directory (expected a zoo written by `zoo train`)"));
+            return Err(ZooError::format(
+                &dir,
+                "not a directory (expected a zoo written by `zoo train`)",
+            ));
         }
         let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
         Ok(Zoo { dir, manifest })
@@ -142,10 +153,17 @@ impl Zoo {
         if e > self.manifest.epochs {
             return Err(ZooError::format(
                 &path,
-                format!("epoch {e} requested but the zoo has epochs 0..={}", self.manifest.epochs),
+                format!(
+                    "epoch {e} requested but the zoo has epochs 0..={}",
+                    self.manifest.epochs
+                ),
             ));
         }
-        let (w, _) = read_tensor(&path, &self.manifest.weights_tensor, &[self.manifest.models, self.manifest.dim])?;
+        let (w, _) = read_tensor(
+            &path,
+            &self.manifest.weights_tensor,
+            &[self.manifest.models, self.manifest.dim],
+        )?;
         Ok(w)
     }
 
@@ -170,9 +188,12 @@ impl Zoo {
 /// Writes the checkpoint `W[K, D]` of epoch `e` into `dir`.
 pub fn write_epoch(dir: &Path, e: usize, w: &[f32], models: usize, dim: usize) -> Result<(), ZooError> {
     let path = dir.join(epoch_file(e));
-    let meta = format!(r#"{{"format":"{}","epoch":{e},"models":{models},"dim":{dim}}}"#, super::FORMAT_NAME);
-    let bytes = safetensors_bytes(&[(WEIGHTS_TENSOR, vec![models, dim], w)], &meta)
-        .map_err(|r| ZooError::format(&path, r))?;
+    let meta = format!(
+        r#"{{"format":"{}","epoch":{e},"models":{models},"dim":{dim}}}"#,
+        super::FORMAT_NAME
+    );
+    let bytes =
+        safetensors_bytes(&[(WEIGHTS_TENSOR, vec![models, dim], w)], &meta).map_err(|r| ZooError::format(&path, r))?;
     write_atomic(&path, &bytes)
 }
 
@@ -203,7 +224,10 @@ pub fn read_optimizer(dir: &Path, e: usize, fresh: Optimizer, models: usize) -> 
     let meta: serde_json::Value =
         serde_json::from_str(&meta).map_err(|err| ZooError::format(&path, format!("bad metadata: {err}")))?;
     if meta.get("epoch").and_then(|x| x.as_u64()) != Some(e as u64) {
-        return Err(ZooError::format(&path, format!("metadata is not for epoch {e}: {meta}")));
+        return Err(ZooError::format(
+            &path,
+            format!("metadata is not for epoch {e}: {meta}"),
+        ));
     }
     let step = meta
         .get("step")
@@ -217,15 +241,13 @@ pub fn read_optimizer(dir: &Path, e: usize, fresh: Optimizer, models: usize) -> 
     if config != fresh.config {
         return Err(ZooError::format(
             &path,
-            format!("optimizer config {config:?} differs from the manifest's {:?}", fresh.config),
+            format!(
+                "optimizer config {config:?} differs from the manifest's {:?}",
+                fresh.config
+            ),
         ));
     }
-    Ok(Optimizer {
-        config,
-        step,
-        m,
-        v,
-    })
+    Ok(Optimizer { config, step, m, v })
 }
 
 #[cfg(test)]
@@ -240,7 +262,11 @@ mod tests {
         let p = dir.path().join(epoch_file(3));
         let first = std::fs::read(&p).unwrap();
         write_epoch(dir.path(), 3, &w, 2, 3).unwrap();
-        assert_eq!(first, std::fs::read(&p).unwrap(), "same weights must give the same bytes");
+        assert_eq!(
+            first,
+            std::fs::read(&p).unwrap(),
+            "same weights must give the same bytes"
+        );
         let (back, meta) = read_tensor(&p, WEIGHTS_TENSOR, &[2, 3]).unwrap();
         assert_eq!(back, w);
         assert!(meta.contains("\"epoch\":3"));
@@ -266,7 +292,10 @@ mod tests {
         w2[5] = f32::NAN;
         write_epoch(dir.path(), 1, &w2, 2, 4).unwrap();
         let e = read_tensor(&p, WEIGHTS_TENSOR, &[2, 4]).unwrap_err().to_string();
-        assert!(e.contains("epoch_0001.safetensors") && e.contains("row 1") && e.contains("NaN"), "{e}");
+        assert!(
+            e.contains("epoch_0001.safetensors") && e.contains("row 1") && e.contains("NaN"),
+            "{e}"
+        );
         // missing
         let e = read_tensor(&dir.path().join(epoch_file(9)), WEIGHTS_TENSOR, &[2, 4])
             .unwrap_err()
@@ -284,11 +313,7 @@ mod tests {
         write_optimizer(dir.path(), 2, &opt, 2, 3).unwrap();
         let back = read_optimizer(dir.path(), 2, Optimizer::new(cfg, 6), 2).unwrap();
         assert_eq!((back.step, &back.m, &back.v), (1, &opt.m, &opt.v));
-        std::fs::rename(
-            dir.path().join(optimizer_file(2)),
-            dir.path().join(optimizer_file(3)),
-        )
-        .unwrap();
+        std::fs::rename(dir.path().join(optimizer_file(2)), dir.path().join(optimizer_file(3))).unwrap();
         assert!(read_optimizer(dir.path(), 3, Optimizer::new(cfg, 6), 2).is_err());
         let other = crate::engine::OptimConfig::adam(1e-4, 1e-2);
         let e = read_optimizer(dir.path(), 3, Optimizer::new(other, 6), 2);

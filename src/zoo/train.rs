@@ -89,7 +89,10 @@ fn load_splits(cfg: &TrainConfig) -> Result<Splits, ZooError> {
     let test = crate::data::load(&cfg.test_spec).map_err(|e| data_err(&cfg.test_spec, e.to_string()))?;
     let (train, val) = full.split(cfg.val_fraction, cfg.seed);
     if train.is_empty() {
-        return Err(data_err(&cfg.train_spec, "no training images left after the validation split"));
+        return Err(data_err(
+            &cfg.train_spec,
+            "no training images left after the validation split",
+        ));
     }
     if test.is_empty() {
         return Err(data_err(&cfg.test_spec, "the test set is empty"));
@@ -97,7 +100,11 @@ fn load_splits(cfg: &TrainConfig) -> Result<Splits, ZooError> {
     if test.num_classes() > full.num_classes() {
         return Err(data_err(
             &cfg.test_spec,
-            format!("{} classes, the training set has {}", test.num_classes(), full.num_classes()),
+            format!(
+                "{} classes, the training set has {}",
+                test.num_classes(),
+                full.num_classes()
+            ),
         ));
     }
     let norm = Normalization::from_dataset(&train);
@@ -155,7 +162,11 @@ fn metrics_for(
 }
 
 /// Trains (or resumes) the zoo in `out` and returns it opened.
-pub fn train(cfg: &TrainConfig, out: &Path, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<Zoo, ZooError> {
+pub fn train(
+    cfg: &TrainConfig,
+    out: &Path,
+    on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send),
+) -> Result<Zoo, ZooError> {
     check_config(cfg)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads.max(1))
@@ -164,7 +175,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, on_event: &mut (dyn FnMut(TrainEvent
     pool.install(|| train_in_pool(cfg, out, on_event))
 }
 
-fn train_in_pool(cfg: &TrainConfig, out: &Path, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<Zoo, ZooError> {
+fn train_in_pool(
+    cfg: &TrainConfig,
+    out: &Path,
+    on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send),
+) -> Result<Zoo, ZooError> {
     let s = load_splits(cfg)?;
     let classes = s.train.num_classes();
     let spec = ArchSpec::by_name(&cfg.arch, s.train.shape[0], classes, cfg.act)?;
