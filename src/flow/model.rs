@@ -10,6 +10,7 @@ use super::solve::Solver;
 use super::source::{Source, StandardizeMode, Standardizer};
 use super::velocity::{VelocityConfig, VelocityMlp};
 use super::FlowError;
+use crate::data::Normalization;
 use crate::nets::init::InitScheme;
 use crate::nets::{ArchSpec, ParamLayout};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -135,6 +136,18 @@ pub struct TrainSummary {
     pub targets: usize,
 }
 
+/// What the model knows about each training group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    /// Number of target vectors.
+    pub targets: usize,
+    /// Input normalization of the group's networks.
+    pub normalization: Option<Normalization>,
+    /// Context embedding of one seeded context set of the group (empty: unconditional).
+    pub embedding: Vec<f32>,
+}
+
 /// The meta-model.
 #[derive(Clone, Debug)]
 pub struct MetaModel {
@@ -145,6 +158,7 @@ pub struct MetaModel {
     pub velocity: VelocityMlp,
     pub encoder: Option<ContextEncoder>,
     pub summary: TrainSummary,
+    pub groups: Vec<GroupInfo>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,6 +169,7 @@ struct ConfigFile {
     velocity: VelocityConfig,
     encoder: Option<ContextConfig>,
     summary: TrainSummary,
+    groups: Vec<GroupInfo>,
 }
 
 const FORMAT: u32 = 1;
@@ -187,6 +202,15 @@ fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Res
 }
 
 impl MetaModel {
+    /// The training group whose stored embedding is nearest to `embedding` (the first group for an
+    /// unconditional model); `None` without groups.
+    pub fn nearest_group(&self, embedding: &[f32]) -> Option<&GroupInfo> {
+        let dist = |g: &GroupInfo| -> f64 {
+            g.embedding.iter().zip(embedding).map(|(a, b)| ((a - b) as f64).powi(2)).sum()
+        };
+        self.groups.iter().min_by(|a, b| dist(a).total_cmp(&dist(b)))
+    }
+
     /// State dimension D.
     pub fn dim(&self) -> usize {
         self.standardizer.mean.len()
@@ -233,6 +257,7 @@ impl MetaModel {
             velocity: self.velocity.config.clone(),
             encoder: self.encoder.as_ref().map(|e| e.config),
             summary: self.summary.clone(),
+            groups: self.groups.clone(),
         };
         let json = serde_json::to_vec_pretty(&cfg).map_err(|e| io_err(dir, e))?;
         write_atomic(&dir.join("config.json"), &json)
@@ -277,6 +302,7 @@ impl MetaModel {
             velocity,
             encoder,
             summary: cfg.summary,
+            groups: cfg.groups,
         })
     }
 }

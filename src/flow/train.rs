@@ -5,7 +5,8 @@
 
 use super::cfm::{mse, pair, path};
 use super::context::{ContextConfig, ContextEncoder};
-use super::model::{FlowConfig, MetaModel, TargetSpace, TrainSummary};
+use super::model::{FlowConfig, GroupInfo, MetaModel, TargetSpace, TrainSummary};
+use crate::data::Normalization;
 use super::opt::{OptSettings, TrainState};
 use super::source::{sample_source, Standardizer};
 use super::velocity::{VelocityConfig, VelocityMlp};
@@ -21,8 +22,10 @@ pub struct TargetGroup {
     pub targets: Vec<f32>,
     /// Context items `[n, item_len]` (ignored by an unconditional model).
     pub items: Vec<f32>,
-    /// A name for messages.
+    /// A name for messages (e.g. the dataset spec).
     pub name: String,
+    /// Input normalization the target networks were trained with (kept in the model).
+    pub normalization: Option<Normalization>,
 }
 
 /// Progress callback: (iteration, loss).
@@ -163,7 +166,24 @@ pub fn train(
     if let (Some(enc), Some(es)) = (encoder.as_mut(), estate) {
         enc.params = es.final_params(std::mem::take(&mut enc.params));
     }
+    let mut infos = Vec::with_capacity(groups.len());
+    for (gi, g) in groups.iter().enumerate() {
+        let embedding = match &encoder {
+            Some(enc) => {
+                let set = context_set(&g.items, enc.config.items.item_len(), cfg.context_k, &mut stream(cfg.seed, "flow-group", gi as u64));
+                enc.forward(&set)?.0
+            }
+            None => Vec::new(),
+        };
+        infos.push(GroupInfo {
+            name: g.name.clone(),
+            targets: g.targets.len() / d,
+            normalization: g.normalization,
+            embedding,
+        });
+    }
     Ok(MetaModel {
+        groups: infos,
         config: cfg.clone(),
         space: space.clone(),
         standardizer,
