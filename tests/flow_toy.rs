@@ -52,7 +52,9 @@ fn conditional_toy_flow_matches_moments() {
         .enumerate()
         .map(|(g, (mu, l))| TargetGroup {
             targets: gaussian(4000, *mu, *l, g as u64),
-            items: (0..200 * 3).map(|i| if i % 3 == g { 1.0 } else { 0.0 } + r.gen_range(-0.2..0.2)).collect(),
+            items: (0..200 * 3)
+                .map(|i| if i % 3 == g { 1.0 } else { 0.0 } + r.gen_range(-0.2..0.2))
+                .collect(),
             name: format!("g{g}"),
             normalization: None,
         })
@@ -99,7 +101,10 @@ fn conditional_toy_flow_matches_moments() {
             assert!((m[j] - mu[j] as f64).abs() < 0.1, "group {g} mean {m:?} vs {mu:?}");
         }
         for j in 0..3 {
-            assert!((c[j] - want_c[j]).abs() < 0.12 * (1.0 + want_c[j]), "group {g} cov {c:?} vs {want_c:?}");
+            assert!(
+                (c[j] - want_c[j]).abs() < 0.12 * (1.0 + want_c[j]),
+                "group {g} cov {c:?} vs {want_c:?}"
+            );
         }
     }
 }

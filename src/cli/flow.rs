@@ -199,11 +199,18 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         let last = a.epochs_to.unwrap_or(m.epochs).min(m.epochs);
         let first = a.epochs_from.unwrap_or(last);
         if first > last || first == 0 && last == 0 {
-            bail!("--zoo {}: no epochs in {first}..={last} (zoo has {} epochs)", dir.display(), m.epochs);
+            bail!(
+                "--zoo {}: no epochs in {first}..={last} (zoo has {} epochs)",
+                dir.display(),
+                m.epochs
+            );
         }
         let mut targets = Vec::new();
         for e in first..=last {
-            targets.extend(z.load_epoch(e).with_context(|| format!("{}: epoch {e}", dir.display()))?);
+            targets.extend(
+                z.load_epoch(e)
+                    .with_context(|| format!("{}: epoch {e}", dir.display()))?,
+            );
         }
         let ds = data::load(&m.train_spec).with_context(|| format!("{}: dataset {}", dir.display(), m.train_spec))?;
         let items = context_items(&ds, a.context_pool, cfg.seed);
@@ -224,7 +231,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             normalization: Some(m.normalization),
         });
     }
-    let Some((spec, layout)) = arch else { bail!("--zoo: no zoo given") };
+    let Some((spec, layout)) = arch else {
+        bail!("--zoo: no zoo given")
+    };
     let space = TargetSpace {
         layout,
         arch: Some(spec),
@@ -286,8 +295,8 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     let d = meta.dim();
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let arch_json = serde_json::to_string(&meta.space.arch)?;
-    let st = zoo::store::safetensors_bytes(&[("weights", vec![a.n, d], &s.x)], &arch_json)
-        .map_err(anyhow::Error::msg)?;
+    let st =
+        zoo::store::safetensors_bytes(&[("weights", vec![a.n, d], &s.x)], &arch_json).map_err(anyhow::Error::msg)?;
     zoo::store::write_atomic(&a.out.join("generated.safetensors"), &st)?;
     let embedding = crate::flow::sample::embed_context(&meta, &items, a.seed)?;
     let group = meta.nearest_group(&embedding);
@@ -297,7 +306,9 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         "out": a.out.join("generated.safetensors"),
     });
     if let Some(spec) = &a.eval {
-        let Some(arch) = &meta.space.arch else { bail!("--eval: this meta-model does not generate networks") };
+        let Some(arch) = &meta.space.arch else {
+            bail!("--eval: this meta-model does not generate networks")
+        };
         let norm = group.and_then(|g| g.normalization).unwrap_or(Normalization::IDENTITY);
         let eds = data::load(spec).with_context(|| format!("--eval {spec}"))?;
         let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
@@ -319,7 +330,13 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        eprintln!("generated {} networks ({} NFE, {:.2}s) into {}", a.n, s.nfe, sample_s, a.out.display());
+        eprintln!(
+            "generated {} networks ({} NFE, {:.2}s) into {}",
+            a.n,
+            s.nfe,
+            sample_s,
+            a.out.display()
+        );
         if let Some(m) = out.get("mean_acc") {
             eprintln!("accuracy: mean {m}, std {}, top-5 {}", out["std_acc"], out["top5_acc"]);
         }

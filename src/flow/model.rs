@@ -194,11 +194,23 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Reads the f32 tensor `name` of `len` values.
 fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Result<Vec<f32>, FlowError> {
-    let t = st.tensor(name).map_err(|e| io_err(path, format!("tensor {name}: {e}")))?;
+    let t = st
+        .tensor(name)
+        .map_err(|e| io_err(path, format!("tensor {name}: {e}")))?;
     if t.dtype() != Dtype::F32 || t.data().len() != 4 * len {
-        return Err(io_err(path, format!("tensor {name}: expected {len} f32 values, found {:?} {:?}", t.dtype(), t.shape())));
+        return Err(io_err(
+            path,
+            format!(
+                "tensor {name}: expected {len} f32 values, found {:?} {:?}",
+                t.dtype(),
+                t.shape()
+            ),
+        ));
     }
-    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 impl MetaModel {
@@ -206,7 +218,11 @@ impl MetaModel {
     /// unconditional model); `None` without groups.
     pub fn nearest_group(&self, embedding: &[f32]) -> Option<&GroupInfo> {
         let dist = |g: &GroupInfo| -> f64 {
-            g.embedding.iter().zip(embedding).map(|(a, b)| ((a - b) as f64).powi(2)).sum()
+            g.embedding
+                .iter()
+                .zip(embedding)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum()
         };
         self.groups.iter().min_by(|a, b| dist(a).total_cmp(&dist(b)))
     }
@@ -238,8 +254,10 @@ impl MetaModel {
     pub fn save(&self, dir: &Path) -> Result<(), FlowError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let tensors = self.tensors();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-            tensors.iter().map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v))).collect();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
+            .collect();
         let views: Vec<(String, TensorView<'_>)> = bytes
             .iter()
             .map(|(n, s, b)| {
@@ -269,7 +287,10 @@ impl MetaModel {
         let text = std::fs::read(&cpath).map_err(|e| io_err(&cpath, e))?;
         let cfg: ConfigFile = serde_json::from_slice(&text).map_err(|e| io_err(&cpath, e))?;
         if cfg.format != FORMAT {
-            return Err(io_err(&cpath, format!("format {} (this build reads {FORMAT})", cfg.format)));
+            return Err(io_err(
+                &cpath,
+                format!("format {} (this build reads {FORMAT})", cfg.format),
+            ));
         }
         let mpath = dir.join("model.safetensors");
         let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
