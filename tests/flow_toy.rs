@@ -63,6 +63,8 @@ fn conditional_toy_flow_matches_moments() {
         width: 64,
         depth: 2,
         time_freqs: 3,
+        // RK4 evaluates at t = 1, where the endpoint form's 1/(1 − t) is stiff: use the velocity form.
+        param: weightflow::flow::velocity::Parameterization::Velocity,
         ctx_dim: 4,
         ctx_hidden: 16,
         context_k: 8,

@@ -8,7 +8,7 @@ use super::context::{ContextConfig, ContextEncoder, ItemKind};
 use super::opt::OptSettings;
 use super::solve::Solver;
 use super::source::{Source, StandardizeMode, Standardizer};
-use super::velocity::{VelocityConfig, VelocityMlp};
+use super::velocity::{Parameterization, VelocityConfig, VelocityMlp};
 use super::FlowError;
 use crate::data::Normalization;
 use crate::nets::init::InitScheme;
@@ -28,6 +28,8 @@ pub struct FlowConfig {
     /// Fourier frequencies of the time embedding.
     pub time_freqs: usize,
     pub residual: bool,
+    /// Network output: velocity or endpoint x̂1 (see `velocity::Parameterization`).
+    pub param: Parameterization,
     /// Context embedding size (0: unconditional, no encoder).
     pub ctx_dim: usize,
     /// Width of the set encoder.
@@ -61,6 +63,7 @@ impl Default for FlowConfig {
             depth: 2,
             time_freqs: 6,
             residual: true,
+            param: Parameterization::Endpoint,
             ctx_dim: 32,
             ctx_hidden: 64,
             context_k: 16,
@@ -71,7 +74,7 @@ impl Default for FlowConfig {
             batch: 64,
             iterations: 1500,
             opt: OptSettings {
-                lr: 3e-4,
+                lr: 1e-3,
                 weight_decay: 0.0,
                 warmup: 100,
                 clip_norm: 1.0,

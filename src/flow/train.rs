@@ -8,7 +8,7 @@ use super::context::{ContextConfig, ContextEncoder};
 use super::model::{FlowConfig, GroupInfo, MetaModel, TargetSpace, TrainSummary};
 use super::opt::{OptSettings, TrainState};
 use super::source::{sample_source, Standardizer};
-use super::velocity::{VelocityConfig, VelocityMlp};
+use super::velocity::{Parameterization, VelocityConfig, VelocityMlp};
 use super::FlowError;
 use crate::data::Normalization;
 use crate::engine::rng::stream;
@@ -107,6 +107,7 @@ pub fn train(
         width: cfg.width,
         depth: cfg.depth,
         residual: cfg.residual,
+        param: cfg.param,
     };
     let mut vel = VelocityMlp::new(vcfg, cfg.gemm_threads(), &mut stream(cfg.seed, "flow-init", 0));
     let mut encoder = match (conditional, space.items) {
@@ -157,7 +158,12 @@ pub fn train(
             None => (Vec::new(), None),
         };
         let cache = vel.forward(&xt, &t, &ctx);
-        let (loss, dv) = mse(&cache.out, &u);
+        // Velocity form: MSE(v, x1 − x0). Endpoint form: MSE(x̂1, x1) (= the velocity loss
+        // weighted by (1 − t)²).
+        let (loss, dv) = match cfg.param {
+            Parameterization::Velocity => mse(&cache.out, &u),
+            Parameterization::Endpoint => mse(&cache.out, &x1),
+        };
         if !loss.is_finite() {
             return Err(FlowError::Diverged { step: it, loss });
         }
