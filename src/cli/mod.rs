@@ -1,11 +1,13 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod demo;
 pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -20,7 +22,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
-    Demo(DemoArgs),
+    Demo(demo::DemoArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
     /// Model zoos: train, inspect, evaluate, export.
     Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
@@ -29,18 +33,11 @@ pub enum Command {
     Flow(flow::FlowArgs),
 }
 
-/// Arguments of `weightflow demo`.
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Demo(a) => demo::run_demo(a),
+        Command::Bench(a) => bench::run(a),
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
         Command::Flow(a) => flow::run(a),
