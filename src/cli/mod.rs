@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod demo;
+pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
+    Flow(flow::FlowArgs),
 }
 
 /// Runs the parsed command.
@@ -52,5 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Flow(a) => flow::run(a),
     }
 }

@@ -37,6 +37,7 @@ pub fn mlp_step(p: usize, c: usize, h: usize, b: usize, reps: usize, threads: us
         width: h,
         depth: 1,
         residual: false,
+        param: super::velocity::Parameterization::Velocity,
     };
     let mut rng = stream(0, "bench", 0);
     let mut vel = VelocityMlp::new(cfg, threads, &mut rng);

@@ -1,11 +1,31 @@
 //! The velocity network v(x, t, c): a residual SiLU MLP on `[x, φ(t), c]` where φ is a Fourier
 //! (sinusoidal) time embedding `φ(t) = [t, sin(2^k π t), cos(2^k π t)]_{k<F}`, and c a context
 //! embedding. Forward, parameter gradient and the vector-Jacobian products `uᵀ∂v/∂x`, `uᵀ∂v/∂c`.
+//!
+//! Two parameterizations of the network output n(x, t, c): the velocity itself (`v = n`), or a
+//! prediction of the endpoint x̂1 (`v = (n − x) / (1 − t)`, the conditional expectation form of the
+//! straight path, with 1 − t floored at [`MIN_REMAINING`]). The second needs no path from the
+//! D-dimensional x through the hidden width to the output, which matters when the width is far
+//! below D (a 512-wide MLP cannot carry the source noise of 10,853 coordinates).
 
 use super::mlp::{Mlp, MlpCache, MlpSpec};
 use crate::nets::init::InitScheme;
 use crate::nets::ParamLayout;
 use serde::{Deserialize, Serialize};
+
+/// Floor of 1 − t in the endpoint parameterization.
+pub const MIN_REMAINING: f32 = 1e-3;
+
+/// What the network output means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Parameterization {
+    /// The output is v.
+    #[default]
+    Velocity,
+    /// The output is x̂1; v = (x̂1 − x)/(1 − t).
+    Endpoint,
+}
 
 /// Shape of a [`VelocityMlp`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +42,9 @@ pub struct VelocityConfig {
     pub depth: usize,
     /// Residual connections around the hidden layers.
     pub residual: bool,
+    /// What the output means.
+    #[serde(default)]
+    pub param: Parameterization,
 }
 
 impl VelocityConfig {
@@ -117,8 +140,20 @@ impl VelocityMlp {
     fn input(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> Vec<f32> {
         let c = &self.config;
         let b = t.len();
-        assert_eq!(x.len(), b * c.dim, "velocity: x has {} values for {b}×{}", x.len(), c.dim);
-        assert_eq!(ctx.len(), b * c.ctx_dim, "velocity: ctx has {} values for {b}×{}", ctx.len(), c.ctx_dim);
+        assert_eq!(
+            x.len(),
+            b * c.dim,
+            "velocity: x has {} values for {b}×{}",
+            x.len(),
+            c.dim
+        );
+        assert_eq!(
+            ctx.len(),
+            b * c.ctx_dim,
+            "velocity: ctx has {} values for {b}×{}",
+            ctx.len(),
+            c.ctx_dim
+        );
         let te = time_embedding(t, c.time_freqs);
         let td = c.time_dim();
         let mut z = Vec::with_capacity(b * c.input_dim());
@@ -130,13 +165,13 @@ impl VelocityMlp {
         z
     }
 
-    /// Forward pass keeping the cache (for [`Self::backward`]).
+    /// Forward pass of the raw network output n (see [`Parameterization`]) keeping the cache.
     pub fn forward(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> MlpCache {
         let z = self.input(x, t, ctx);
         self.mlp.forward(&self.params, &z, t.len())
     }
 
-    /// From `dv = ∂L/∂v [B, dim]`: ∂L/∂params (when `want_params`), ∂L/∂x `[B, dim]` and
+    /// From `dv = ∂L/∂n [B, dim]` (the raw output): ∂L/∂params (when `want_params`), ∂L/∂x `[B, dim]` and
     /// ∂L/∂c `[B, ctx_dim]`.
     pub fn backward(&self, cache: &MlpCache, dv: &[f32], want_params: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
         let mut dp = want_params.then(|| vec![0.0; self.params.len()]);
@@ -147,7 +182,10 @@ impl VelocityMlp {
     /// Like [`Self::backward`], writing ∂L/∂params into a caller-owned buffer (overwritten) so a
     /// training loop does not allocate D·width values per step. Returns (∂L/∂x, ∂L/∂c).
     pub fn backward_into(&self, cache: &MlpCache, dv: &[f32], dparams: Option<&mut [f32]>) -> (Vec<f32>, Vec<f32>) {
-        let dz = self.mlp.backward(&self.params, cache, dv, dparams, true).unwrap_or_default();
+        let dz = self
+            .mlp
+            .backward(&self.params, cache, dv, dparams, true)
+            .unwrap_or_default();
         let c = &self.config;
         let (nin, off) = (c.input_dim(), c.dim + c.time_dim());
         let mut dx = Vec::with_capacity(cache.batch * c.dim);
@@ -162,7 +200,7 @@ impl VelocityMlp {
     /// ∂L/∂params and ∂L/∂c for a loss L whose gradient on v(x, t, c) is `dv [B, dim]`.
     pub fn param_grad(&self, x: &[f32], t: &[f32], ctx: &[f32], dv: &[f32]) -> VelocityGrads {
         let cache = self.forward(x, t, ctx);
-        let (dp, _, dc) = self.backward(&cache, dv, true);
+        let (dp, _, dc) = self.backward(&cache, &self.output_grad(dv, t), true);
         VelocityGrads {
             params: dp.unwrap_or_default(),
             ctx: dc,
@@ -172,7 +210,43 @@ impl VelocityMlp {
     /// `uᵀ ∂v/∂c` `[B, ctx_dim]`.
     pub fn vjp_ctx(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> Vec<f32> {
         let cache = self.forward(x, t, ctx);
-        self.backward(&cache, u, false).2
+        self.backward(&cache, &self.output_grad(u, t), false).2
+    }
+}
+
+impl VelocityMlp {
+    /// 1/(1 − t) per row for the endpoint form, 1 for the velocity form.
+    fn row_scale(&self, t: &[f32]) -> Vec<f32> {
+        match self.config.param {
+            Parameterization::Velocity => vec![1.0; t.len()],
+            Parameterization::Endpoint => t.iter().map(|&t| 1.0 / (1.0 - t).max(MIN_REMAINING)).collect(),
+        }
+    }
+
+    /// v from the raw output `out [B, dim]`.
+    pub fn velocity_from_output(&self, out: Vec<f32>, x: &[f32], t: &[f32]) -> Vec<f32> {
+        if self.config.param == Parameterization::Velocity {
+            return out;
+        }
+        let d = self.config.dim;
+        let sc = self.row_scale(t);
+        let mut v = out;
+        for (i, row) in v.chunks_mut(d).enumerate() {
+            let xr = &x[i * d..(i + 1) * d];
+            row.iter_mut().zip(xr).for_each(|(o, &xv)| *o = (*o - xv) * sc[i]);
+        }
+        v
+    }
+
+    /// ∂L/∂out from ∂L/∂v (rows scaled by 1/(1 − t) in the endpoint form).
+    pub fn output_grad(&self, dv: &[f32], t: &[f32]) -> Vec<f32> {
+        let d = self.config.dim;
+        let sc = self.row_scale(t);
+        let mut g = dv.to_vec();
+        for (i, row) in g.chunks_mut(d).enumerate() {
+            row.iter_mut().for_each(|v| *v *= sc[i]);
+        }
+        g
     }
 }
 
@@ -186,12 +260,19 @@ impl VelocityField for VelocityMlp {
     }
 
     fn velocity(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> Vec<f32> {
-        self.forward(x, t, ctx).out
+        let out = self.forward(x, t, ctx).out;
+        self.velocity_from_output(out, x, t)
     }
 
     fn vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> Vec<f32> {
         let cache = self.forward(x, t, ctx);
-        self.backward(&cache, u, false).1
+        let g = self.output_grad(u, t);
+        let mut dx = self.backward(&cache, &g, false).1;
+        if self.config.param == Parameterization::Endpoint {
+            // v = (n − x)/(1 − t): the −x term adds −u/(1 − t).
+            dx.iter_mut().zip(&g).for_each(|(d, gv)| *d -= gv);
+        }
+        dx
     }
 }
 
@@ -212,7 +293,14 @@ mod tests {
 
     #[test]
     fn vjps_and_param_grad_match_finite_differences() {
+        for param in [Parameterization::Velocity, Parameterization::Endpoint] {
+            check_vjps(param);
+        }
+    }
+
+    fn check_vjps(param: Parameterization) {
         let cfg = VelocityConfig {
+            param,
             dim: 4,
             ctx_dim: 3,
             time_freqs: 2,
@@ -238,7 +326,11 @@ mod tests {
                 xx[i] += e;
                 dot(&v.velocity(&xx, &t, &c), &u)
             });
-            assert!((d - gx[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "x{i}: {d} vs {}", gx[i]);
+            assert!(
+                (d - gx[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "x{i}: {d} vs {}",
+                gx[i]
+            );
         }
         for i in 0..c.len() {
             let d = fd(&|e| {
@@ -246,7 +338,11 @@ mod tests {
                 cc[i] += e;
                 dot(&v.velocity(&x, &t, &cc), &u)
             });
-            assert!((d - gc[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "c{i}: {d} vs {}", gc[i]);
+            assert!(
+                (d - gc[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "c{i}: {d} vs {}",
+                gc[i]
+            );
         }
         for i in (0..v.params.len()).step_by(13) {
             let d = fd(&|e| {
@@ -254,7 +350,11 @@ mod tests {
                 w.params[i] += e;
                 dot(&w.velocity(&x, &t, &c), &u)
             });
-            assert!((d - gp.params[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "p{i}: {d} vs {}", gp.params[i]);
+            assert!(
+                (d - gp.params[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "p{i}: {d} vs {}",
+                gp.params[i]
+            );
         }
     }
 
