@@ -7,7 +7,7 @@ pub mod detectron;
 pub mod result;
 pub mod stats;
 
-pub use detectron::{decide, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
 pub use result::DetectionResult;
 
 /// Errors of the shift tests.
