@@ -1,5 +1,8 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
+pub mod data;
+pub mod zoo;
+
 use clap::{Parser, Subcommand};
 
 pub mod bench;
@@ -20,6 +23,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+    /// Model zoos: train, inspect, evaluate, export.
+    Zoo(zoo::ZooArgs),
+    /// Inspect, export, render and download datasets.
+    Data(data::DataArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -35,5 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
         Command::Bench(a) => bench::run(a),
+        Command::Zoo(a) => zoo::run(a),
+        Command::Data(a) => data::run(a),
     }
 }

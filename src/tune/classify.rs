@@ -1,0 +1,267 @@
+//! Rewards of generated classifiers, evaluated and differentiated by the population engine:
+//!
+//! - [`ClassifierReward`] with [`ClassifierObjective::CrossEntropy`]: r(w) = −(mean cross-entropy of
+//!   classifier w on a labelled minibatch), fresh seeded minibatch per call;
+//! - [`ClassifierObjective::Cdc`]: r(g) = −ℓ_cdc(P, Q; g) for Meta-Detectron, where
+//!   ℓ_cdc = (1/(|P|+|Q|))(Σ_P CE(g(x), f(x)) + λ Σ_Q DCE(g(x), f(x))), λ = κ/(|Q|+1), and the labels
+//!   are the base classifier f's predictions (P: a minibatch of the in-distribution set, Q: all of it).
+//!
+//! The flow may run in other coordinates than the weights (standardized, or a VAE latent): a
+//! [`WeightDecoder`] maps flow coordinates x to weights w and pulls ∇_w r back to ∇_x r.
+
+use super::reward::Reward;
+use super::{check_len, TuneError};
+use crate::data::{Dataset, Normalization};
+use crate::engine::loss::{Objective, SampleLoss};
+use crate::engine::population::{Input, Mode, Population};
+use crate::engine::rng::stream;
+use crate::nets::ArchSpec;
+use rand::seq::index::sample as sample_indices;
+
+/// Maps flow coordinates to weight vectors and pulls gradients back.
+pub trait WeightDecoder {
+    /// Dimension of the flow coordinates.
+    fn dim_in(&self) -> usize;
+    /// Dimension of a weight vector.
+    fn dim_out(&self) -> usize;
+    /// `w [B, dim_out]` for `x [B, dim_in]`.
+    fn decode(&self, x: &[f32]) -> Result<Vec<f32>, TuneError>;
+    /// `gwᵀ ∂w/∂x` per row, `[B, dim_in]`.
+    fn vjp(&self, x: &[f32], gw: &[f32]) -> Result<Vec<f32>, TuneError>;
+}
+
+/// w = shift + scale ⊙ x (identity, or undoing a per-coordinate standardization).
+#[derive(Clone, Debug)]
+pub struct AffineDecoder {
+    pub shift: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl AffineDecoder {
+    pub fn identity(dim: usize) -> Self {
+        AffineDecoder {
+            shift: vec![0.0; dim],
+            scale: vec![1.0; dim],
+        }
+    }
+}
+
+impl WeightDecoder for AffineDecoder {
+    fn dim_in(&self) -> usize {
+        self.scale.len()
+    }
+    fn dim_out(&self) -> usize {
+        self.scale.len()
+    }
+    fn decode(&self, x: &[f32]) -> Result<Vec<f32>, TuneError> {
+        let d = self.scale.len();
+        Ok(x.iter()
+            .enumerate()
+            .map(|(i, &v)| self.shift[i % d] + self.scale[i % d] * v)
+            .collect())
+    }
+    fn vjp(&self, _x: &[f32], gw: &[f32]) -> Result<Vec<f32>, TuneError> {
+        let d = self.scale.len();
+        Ok(gw.iter().enumerate().map(|(i, &g)| self.scale[i % d] * g).collect())
+    }
+}
+
+fn engine_err(e: crate::nets::NetError) -> TuneError {
+    TuneError::Reward(e.to_string())
+}
+
+/// Logits `[K, n, classes]` of K classifiers on the images `idx` of `data`, in chunks.
+pub fn logits(
+    spec: &ArchSpec,
+    w: &[f32],
+    k: usize,
+    data: &Dataset,
+    idx: &[usize],
+    norm: &Normalization,
+    threads: usize,
+) -> Result<Vec<f32>, TuneError> {
+    let pop = Population::new(spec, w, k, threads).map_err(engine_err)?;
+    let c = spec.num_classes();
+    let mut out = vec![0f32; k * idx.len() * c];
+    let chunk = 500;
+    for (ci, part) in idx.chunks(chunk).enumerate() {
+        let x = data.to_tensor(part, norm);
+        let l = pop.logits(Input::Shared(&x), part.len()).map_err(engine_err)?;
+        check_len("engine logits", &l, k * part.len() * c)?;
+        for m in 0..k {
+            let dst = (m * idx.len() + ci * chunk) * c;
+            out[dst..dst + part.len() * c].copy_from_slice(&l[m * part.len() * c..(m + 1) * part.len() * c]);
+        }
+    }
+    Ok(out)
+}
+
+/// Arg-max class per row of `logits [rows, classes]`.
+pub fn predictions(logits: &[f32], classes: usize) -> Vec<u32> {
+    logits
+        .chunks(classes)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                .0 as u32
+        })
+        .collect()
+}
+
+/// Accuracy of each of K classifiers on `data` (all of it, or the first `limit` images).
+pub fn accuracies(
+    spec: &ArchSpec,
+    w: &[f32],
+    k: usize,
+    data: &Dataset,
+    norm: &Normalization,
+    limit: Option<usize>,
+    threads: usize,
+) -> Result<Vec<f32>, TuneError> {
+    let n = limit.unwrap_or(data.len()).min(data.len());
+    if n == 0 {
+        return Err(TuneError::Reward(format!("{}: no images to evaluate on", data.name)));
+    }
+    let idx: Vec<usize> = (0..n).collect();
+    let l = logits(spec, w, k, data, &idx, norm, threads)?;
+    let c = spec.num_classes();
+    let pred = predictions(&l, c);
+    Ok((0..k)
+        .map(|m| (0..n).filter(|&i| pred[m * n + i] == data.labels[i]).count() as f32 / n as f32)
+        .collect())
+}
+
+/// What a [`ClassifierReward`] scores.
+#[derive(Clone, Debug)]
+pub enum ClassifierObjective {
+    /// −cross-entropy to the dataset's labels.
+    CrossEntropy,
+    /// −ℓ_cdc: `p_labels` are f's predictions on the reward dataset (P), `q` the query set with
+    /// f's predictions `q_labels`, and λ = `kappa/(|Q|+1)`.
+    Cdc {
+        p_labels: Vec<u32>,
+        q: Dataset,
+        q_labels: Vec<u32>,
+        kappa: f32,
+    },
+}
+
+/// A reward r(w) of classifiers w = decode(x) on a dataset (see the module doc).
+pub struct ClassifierReward<'a> {
+    pub spec: &'a ArchSpec,
+    pub data: &'a Dataset,
+    pub norm: Normalization,
+    pub decoder: Box<dyn WeightDecoder + 'a>,
+    pub objective: ClassifierObjective,
+    /// Minibatch size drawn from `data` per call (all of it when ≥ len).
+    pub batch: usize,
+    pub seed: u64,
+    pub threads: usize,
+    calls: u64,
+}
+
+impl<'a> ClassifierReward<'a> {
+    pub fn new(
+        spec: &'a ArchSpec,
+        data: &'a Dataset,
+        norm: Normalization,
+        decoder: Box<dyn WeightDecoder + 'a>,
+        objective: ClassifierObjective,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self, TuneError> {
+        if data.is_empty() || batch == 0 {
+            return Err(TuneError::Reward(format!("{}: empty dataset or zero batch", data.name)));
+        }
+        if decoder.dim_out() != spec.layout().dim() {
+            return Err(TuneError::Reward(format!(
+                "decoder gives {} weights, architecture {} needs {}",
+                decoder.dim_out(),
+                spec.name,
+                spec.layout().dim()
+            )));
+        }
+        if let ClassifierObjective::Cdc { p_labels, q, q_labels, .. } = &objective {
+            if p_labels.len() != data.len() || q_labels.len() != q.len() || q.is_empty() {
+                return Err(TuneError::Reward(format!(
+                    "CDC reward: {} P labels for {} images, {} Q labels for {} images",
+                    p_labels.len(),
+                    data.len(),
+                    q_labels.len(),
+                    q.len()
+                )));
+            }
+        }
+        Ok(ClassifierReward {
+            spec,
+            data,
+            norm,
+            decoder,
+            objective,
+            batch,
+            seed,
+            threads: rayon::current_num_threads(),
+            calls: 0,
+        })
+    }
+}
+
+impl Reward for ClassifierReward<'_> {
+    fn dim(&self) -> usize {
+        self.decoder.dim_in()
+    }
+
+    fn value_and_grad(&mut self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
+        let d_in = self.decoder.dim_in();
+        if x.is_empty() || x.len() % d_in != 0 {
+            return Err(TuneError::Shape {
+                what: "classifier reward input".into(),
+                expected: d_in,
+                got: x.len(),
+            });
+        }
+        let k = x.len() / d_in;
+        let w = self.decoder.decode(x)?;
+        let mut rng = stream(self.seed, "reward-minibatch", self.calls);
+        self.calls += 1;
+        let n = self.batch.min(self.data.len());
+        let idx = sample_indices(&mut rng, self.data.len(), n).into_vec();
+        let mut images = self.data.to_tensor(&idx, &self.norm);
+        let (labels, kinds, weights): (Vec<u32>, Option<Vec<SampleLoss>>, Option<Vec<f32>>) = match &self.objective {
+            ClassifierObjective::CrossEntropy => (idx.iter().map(|&i| self.data.labels[i]).collect(), None, None),
+            ClassifierObjective::Cdc {
+                p_labels,
+                q,
+                q_labels,
+                kappa,
+            } => {
+                let all_q: Vec<usize> = (0..q.len()).collect();
+                images.extend(q.to_tensor(&all_q, &self.norm));
+                let lambda = kappa / (q.len() as f32 + 1.0);
+                let mut l: Vec<u32> = idx.iter().map(|&i| p_labels[i]).collect();
+                l.extend_from_slice(q_labels);
+                let mut kd = vec![SampleLoss::CrossEntropy; n];
+                kd.extend(std::iter::repeat(SampleLoss::Disagreement).take(q.len()));
+                let mut wt = vec![1.0; n];
+                wt.extend(std::iter::repeat(lambda).take(q.len()));
+                (l, Some(kd), Some(wt))
+            }
+        };
+        let total = labels.len();
+        let pop = Population::new(self.spec, &w, k, self.threads).map_err(engine_err)?;
+        let obj = Objective::Classify {
+            labels: &labels,
+            kinds: kinds.as_deref(),
+            weights: weights.as_deref(),
+        };
+        let g = pop
+            .gradient(Input::Shared(&images), total, &obj, Mode::Eval, false)
+            .map_err(engine_err)?;
+        check_len("engine loss", &g.loss, k)?;
+        check_len("engine weight gradient", &g.dw, w.len())?;
+        let neg: Vec<f32> = g.dw.iter().map(|v| -v).collect();
+        let gx = self.decoder.vjp(x, &neg)?;
+        Ok((g.loss.iter().map(|l| -l).collect(), gx))
+    }
+}
