@@ -1,6 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
+    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
+    Flow(flow::FlowArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -44,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
+        Command::Flow(a) => flow::run(a),
     }
 }
