@@ -77,7 +77,12 @@ pub enum ExportFormat {
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Info { spec, json } => info(&spec, json),
-        DataCommand::Export { spec, out, format, split } => {
+        DataCommand::Export {
+            spec,
+            out,
+            format,
+            split,
+        } => {
             let parsed = DatasetSpec::parse(&spec)?;
             let ds = parsed.load()?;
             let split = split.or(parsed.split.clone()).unwrap_or_else(|| "train".into());
@@ -85,10 +90,20 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
                 ExportFormat::Png => image_io::export_png_folder(&ds, &out, &split)?,
                 ExportFormat::Npy => image_io::export_npy(&ds, &out, &split)?,
             }
-            println!("wrote {} images of `{spec}` to {} ({format:?}, split `{split}`)", ds.len(), out.display());
+            println!(
+                "wrote {} images of `{spec}` to {} ({format:?}, split `{split}`)",
+                ds.len(),
+                out.display()
+            );
             Ok(())
         }
-        DataCommand::Show { spec, out, cols, scale, severities } => show(&spec, &out, cols.max(1), scale.clamp(1, 16), severities),
+        DataCommand::Show {
+            spec,
+            out,
+            cols,
+            scale,
+            severities,
+        } => show(&spec, &out, cols.max(1), scale.clamp(1, 16), severities),
         DataCommand::Download { name, root, list } => {
             if list || name.is_none() {
                 for s in data::download::SOURCES {
@@ -146,8 +161,13 @@ fn info(spec: &str, json: bool) -> anyhow::Result<()> {
 fn show(spec: &str, out: &std::path::Path, cols: usize, scale: usize, severities: bool) -> anyhow::Result<()> {
     let parsed = DatasetSpec::parse(spec)?;
     if severities {
-        let c = parsed.corruption.context("--severities needs a corruption suffix such as @fog:3")?;
-        let clean_spec = DatasetSpec { corruption: None, ..parsed.clone() };
+        let c = parsed
+            .corruption
+            .context("--severities needs a corruption suffix such as @fog:3")?;
+        let clean_spec = DatasetSpec {
+            corruption: None,
+            ..parsed.clone()
+        };
         let clean = clean_spec.load()?;
         // one image per class first, then the rest, up to `cols` columns
         let idx = spread(&clean, cols);
@@ -156,14 +176,29 @@ fn show(spec: &str, out: &std::path::Path, cols: usize, scale: usize, severities
         for s in 1..=5u8 {
             sets.push(corrupt::apply(&base, c.corruption, s, c.seed)?);
         }
-        let rows: Vec<Vec<_>> = sets.iter().map(|d| (0..d.len()).map(|i| Some((d, i))).collect()).collect();
+        let rows: Vec<Vec<_>> = sets
+            .iter()
+            .map(|d| (0..d.len()).map(|i| Some((d, i))).collect())
+            .collect();
         image_io::save_grid(out, &rows, scale)?;
-        println!("wrote {} (rows: clean, {} severity 1..5)", out.display(), c.corruption.name());
+        println!(
+            "wrote {} (rows: clean, {} severity 1..5)",
+            out.display(),
+            c.corruption.name()
+        );
         return Ok(());
     }
     let ds = parsed.load()?;
     let rows: Vec<Vec<_>> = (0..ds.num_classes())
-        .map(|c| ds.labels.iter().enumerate().filter(|(_, &l)| l as usize == c).take(cols).map(|(i, _)| Some((&ds, i))).collect())
+        .map(|c| {
+            ds.labels
+                .iter()
+                .enumerate()
+                .filter(|(_, &l)| l as usize == c)
+                .take(cols)
+                .map(|(i, _)| Some((&ds, i)))
+                .collect()
+        })
         .filter(|r: &Vec<_>| !r.is_empty())
         .take(20)
         .collect();

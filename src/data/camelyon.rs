@@ -30,7 +30,10 @@ impl Patch {
     /// The patch file path relative to the root.
     pub fn rel_path(&self) -> String {
         let (p, n) = (self.patient, self.node);
-        format!("patches/patient_{p:03}_node_{n}/patch_patient_{p:03}_node_{n}_x_{}_y_{}.png", self.x, self.y)
+        format!(
+            "patches/patient_{p:03}_node_{n}/patch_patient_{p:03}_node_{n}_x_{}_y_{}.png",
+            self.x, self.y
+        )
     }
 }
 
@@ -44,7 +47,15 @@ pub fn parse_metadata(path: &Path, text: &str) -> Result<Vec<Patch>, DataError> 
             .position(|h| *h == name)
             .ok_or_else(|| DataError::format(path, format!("no column `{name}` in header {header:?}")))
     };
-    let cols = [col("patient")?, col("node")?, col("x_coord")?, col("y_coord")?, col("tumor")?, col("center")?, col("split")?];
+    let cols = [
+        col("patient")?,
+        col("node")?,
+        col("x_coord")?,
+        col("y_coord")?,
+        col("tumor")?,
+        col("center")?,
+        col("split")?,
+    ];
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
@@ -58,13 +69,36 @@ pub fn parse_metadata(path: &Path, text: &str) -> Result<Vec<Patch>, DataError> 
             v[k] = s
                 .parse::<u32>()
                 .ok()
-                .or_else(|| s.parse::<f64>().ok().filter(|x| x.fract() == 0.0 && *x >= 0.0).map(|x| x as u32))
-                .ok_or_else(|| DataError::entry(path, format!("line {}", i + 2), format!("bad value `{s}` in column `{}`", header[c])))?;
+                .or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|x| x.fract() == 0.0 && *x >= 0.0)
+                        .map(|x| x as u32)
+                })
+                .ok_or_else(|| {
+                    DataError::entry(
+                        path,
+                        format!("line {}", i + 2),
+                        format!("bad value `{s}` in column `{}`", header[c]),
+                    )
+                })?;
         }
         if v[4] > 1 {
-            return Err(DataError::entry(path, format!("line {}", i + 2), format!("tumor label {} is not 0/1", v[4])));
+            return Err(DataError::entry(
+                path,
+                format!("line {}", i + 2),
+                format!("tumor label {} is not 0/1", v[4]),
+            ));
         }
-        out.push(Patch { patient: v[0], node: v[1], x: v[2], y: v[3], tumor: v[4], center: v[5], split: v[6] });
+        out.push(Patch {
+            patient: v[0],
+            node: v[1],
+            x: v[2],
+            y: v[3],
+            tumor: v[4],
+            center: v[5],
+            split: v[6],
+        });
     }
     Ok(out)
 }
@@ -101,7 +135,10 @@ pub fn read_camelyon(root: &Path, split: &str) -> Result<(Dataset, Vec<u32>), Da
         }
     }
     if rows.is_empty() {
-        return Err(DataError::Empty { what: format!("{} split `{split}`", mp.display()), reason: "no patches".into() });
+        return Err(DataError::Empty {
+            what: format!("{} split `{split}`", mp.display()),
+            reason: "no patches".into(),
+        });
     }
     let decoded: Vec<(usize, usize, Vec<u8>)> = rows
         .par_iter()
@@ -115,7 +152,11 @@ pub fn read_camelyon(root: &Path, split: &str) -> Result<(Dataset, Vec<u32>), Da
     let mut images = Vec::with_capacity(rows.len() * 3 * w0 * h0);
     for (p, (w, h, px)) in rows.iter().zip(decoded) {
         if (w, h) != (w0, h0) {
-            return Err(DataError::entry(root, p.rel_path(), format!("patch is {w}×{h}, expected {w0}×{h0}")));
+            return Err(DataError::entry(
+                root,
+                p.rel_path(),
+                format!("patch is {w}×{h}, expected {w0}×{h0}"),
+            ));
         }
         images.extend_from_slice(&px);
     }
@@ -141,11 +182,26 @@ mod tests {
         let mut csv = String::from(",patient,node,x_coord,y_coord,tumor,slide,center,split\n");
         let rows = [(4, 4, 0, 0, 0), (10, 0, 1, 2, 0), (39, 1, 1, 3, 1), (12, 2, 0, 1, 0)];
         for (i, (pat, node, tumor, center, split)) in rows.iter().enumerate() {
-            csv += &format!("{i},{pat},{node},{},{},{tumor},{},{center},{split}\n", 100 + i, 200 + i, i);
-            let p = Patch { patient: *pat, node: *node, x: 100 + i as u32, y: 200 + i as u32, tumor: *tumor, center: *center, split: *split };
+            csv += &format!(
+                "{i},{pat},{node},{},{},{tumor},{},{center},{split}\n",
+                100 + i,
+                200 + i,
+                i
+            );
+            let p = Patch {
+                patient: *pat,
+                node: *node,
+                x: 100 + i as u32,
+                y: 200 + i as u32,
+                tumor: *tumor,
+                center: *center,
+                split: *split,
+            };
             let f = dir.path().join(p.rel_path());
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-            image::RgbImage::from_pixel(96, 96, image::Rgb([i as u8 * 10, 0, 0])).save(&f).unwrap();
+            image::RgbImage::from_pixel(96, 96, image::Rgb([i as u8 * 10, 0, 0]))
+                .save(&f)
+                .unwrap();
         }
         std::fs::write(dir.path().join("metadata.csv"), &csv).unwrap();
         let (d, dom) = read_camelyon(dir.path(), "train").unwrap();
@@ -157,6 +213,9 @@ mod tests {
         assert_eq!((d.len(), d.shape), (1, [3, 96, 96]));
         assert!(read_camelyon(dir.path(), "hospital9").is_err());
         std::fs::write(dir.path().join("metadata.csv"), csv.replace("39,1,1", "39,1,x")).unwrap();
-        assert!(read_camelyon(dir.path(), "all").unwrap_err().to_string().contains("line 4"));
+        assert!(read_camelyon(dir.path(), "all")
+            .unwrap_err()
+            .to_string()
+            .contains("line 4"));
     }
 }

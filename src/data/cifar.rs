@@ -9,8 +9,18 @@ use super::error::{read_file, DataError};
 use super::Dataset;
 
 /// CIFAR-10 class names in label order.
-pub const CIFAR10_CLASSES: &[&str] =
-    &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: &[&str] = &[
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 const PIXELS: usize = 3 * 32 * 32;
 
@@ -28,13 +38,20 @@ pub fn parse_records(
     if bytes.is_empty() || bytes.len() % rec != 0 {
         return Err(DataError::format(
             path,
-            format!("{} bytes is not a whole number of {rec}-byte records (truncated or not a CIFAR binary file)", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of {rec}-byte records (truncated or not a CIFAR binary file)",
+                bytes.len()
+            ),
         ));
     }
     for (i, r) in bytes.chunks_exact(rec).enumerate() {
         let l = r[which] as usize;
         if l >= num_classes {
-            return Err(DataError::entry(path, format!("record {i}"), format!("label {l} out of range 0..{num_classes}")));
+            return Err(DataError::entry(
+                path,
+                format!("record {i}"),
+                format!("label {l} out of range 0..{num_classes}"),
+            ));
         }
         labels.push(l as u32);
         images.extend_from_slice(&r[label_bytes..]);
@@ -53,7 +70,11 @@ fn base_dir(dir: &Path, sub: &str, probe: &str) -> PathBuf {
 fn names_file(path: &Path, fallback: Vec<String>) -> Vec<String> {
     match std::fs::read_to_string(path) {
         Ok(s) => {
-            let v: Vec<String> = s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let v: Vec<String> = s
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
             if v.len() == fallback.len() {
                 v
             } else {
@@ -69,7 +90,12 @@ pub fn read_cifar10_dir(dir: &Path, split: &str) -> Result<Dataset, DataError> {
     let files: Vec<String> = match split {
         "train" => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
         "test" => vec!["test_batch.bin".into()],
-        other => return Err(DataError::arg("split", format!("`{other}`: CIFAR-10 has `train` and `test`"))),
+        other => {
+            return Err(DataError::arg(
+                "split",
+                format!("`{other}`: CIFAR-10 has `train` and `test`"),
+            ))
+        }
     };
     let base = base_dir(dir, "cifar-10-batches-bin", &files[0]);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -77,8 +103,17 @@ pub fn read_cifar10_dir(dir: &Path, split: &str) -> Result<Dataset, DataError> {
         let p = base.join(f);
         parse_records(&p, &read_file(&p)?, 1, 0, 10, &mut images, &mut labels)?;
     }
-    let names = names_file(&base.join("batches.meta.txt"), CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect());
-    Dataset::new(base.join(&files[0]).display().to_string(), images, labels, [3, 32, 32], names)
+    let names = names_file(
+        &base.join("batches.meta.txt"),
+        CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+    );
+    Dataset::new(
+        base.join(&files[0]).display().to_string(),
+        images,
+        labels,
+        [3, 32, 32],
+        names,
+    )
 }
 
 /// Reads CIFAR-100 `train`/`test` (fine labels) or `train_coarse`/`test_coarse`.
@@ -99,8 +134,20 @@ pub fn read_cifar100_dir(dir: &Path, split: &str) -> Result<Dataset, DataError> 
     let p = base.join(file);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let n = if coarse { 20 } else { 100 };
-    parse_records(&p, &read_file(&p)?, 2, usize::from(!coarse), n, &mut images, &mut labels)?;
-    let names_path = base.join(if coarse { "coarse_label_names.txt" } else { "fine_label_names.txt" });
+    parse_records(
+        &p,
+        &read_file(&p)?,
+        2,
+        usize::from(!coarse),
+        n,
+        &mut images,
+        &mut labels,
+    )?;
+    let names_path = base.join(if coarse {
+        "coarse_label_names.txt"
+    } else {
+        "fine_label_names.txt"
+    });
     let names = names_file(&names_path, (0..n).map(|i| i.to_string()).collect());
     Dataset::new(p.display().to_string(), images, labels, [3, 32, 32], names)
 }
@@ -123,10 +170,16 @@ mod tests {
         assert_eq!(d.image(2)[100], 2);
         assert_eq!(d.class_names[3], "cat");
         std::fs::write(dir.path().join("test_batch.bin"), &test[..PIXELS + 5]).unwrap();
-        assert!(read_cifar10_dir(dir.path(), "test").unwrap_err().to_string().contains("test_batch.bin"));
+        assert!(read_cifar10_dir(dir.path(), "test")
+            .unwrap_err()
+            .to_string()
+            .contains("test_batch.bin"));
         test[0] = 10;
         std::fs::write(dir.path().join("test_batch.bin"), &test).unwrap();
-        assert!(read_cifar10_dir(dir.path(), "test").unwrap_err().to_string().contains("record 0"));
+        assert!(read_cifar10_dir(dir.path(), "test")
+            .unwrap_err()
+            .to_string()
+            .contains("record 0"));
         assert!(read_cifar10_dir(dir.path(), "train").is_err());
 
         let mut c100 = Vec::new();

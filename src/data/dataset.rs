@@ -32,7 +32,10 @@ pub struct Normalization {
 
 impl Normalization {
     /// No normalization beyond scaling to [0, 1].
-    pub const IDENTITY: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
+    pub const IDENTITY: Normalization = Normalization {
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
 
     /// The per-channel mean and standard deviation of `ds` (on [0, 1]); a channel with zero
     /// spread gets std 1, an empty dataset gets [`Normalization::IDENTITY`]. Sums are in f64 in a
@@ -80,7 +83,13 @@ impl Dataset {
                 reason: format!("label {bad} out of range for {} classes", class_names.len()),
             });
         }
-        Ok(Dataset { name, images, labels, shape, class_names })
+        Ok(Dataset {
+            name,
+            images,
+            labels,
+            shape,
+            class_names,
+        })
     }
 
     /// Number of images.
@@ -135,7 +144,10 @@ impl Dataset {
     pub fn try_subset(&self, idx: &[usize]) -> Result<Dataset, DataError> {
         let n = self.image_len();
         if let Some(&bad) = idx.iter().find(|&&i| i >= self.len()) {
-            return Err(DataError::arg("idx", format!("index {bad} out of range for {} images", self.len())));
+            return Err(DataError::arg(
+                "idx",
+                format!("index {bad} out of range for {} images", self.len()),
+            ));
         }
         let mut images = Vec::with_capacity(idx.len() * n);
         for &i in idx {
@@ -169,7 +181,9 @@ impl Dataset {
             }
             map[c] = new as u32;
         }
-        let idx: Vec<usize> = (0..self.len()).filter(|&i| map[self.labels[i] as usize] != u32::MAX).collect();
+        let idx: Vec<usize> = (0..self.len())
+            .filter(|&i| map[self.labels[i] as usize] != u32::MAX)
+            .collect();
         let mut out = self.try_subset(&idx)?;
         for l in &mut out.labels {
             *l = map[*l as usize];
@@ -182,7 +196,11 @@ impl Dataset {
     /// (stream `"split"`, index = class) picks `round(val_fraction · n_class)` images for val.
     /// Both parts keep the original order. `val_fraction` is clamped to [0, 1] (NaN → 0).
     pub fn split(&self, val_fraction: f32, seed: u64) -> (Dataset, Dataset) {
-        let f = if val_fraction.is_nan() { 0.0 } else { val_fraction.clamp(0.0, 1.0) } as f64;
+        let f = if val_fraction.is_nan() {
+            0.0
+        } else {
+            val_fraction.clamp(0.0, 1.0)
+        } as f64;
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.num_classes()];
         for (i, &l) in self.labels.iter().enumerate() {
             by_class[l as usize].push(i);

@@ -43,7 +43,12 @@ pub struct Source {
 }
 
 const fn f(url: &'static str, file: &'static str, checksum: Checksum, extract: bool) -> RemoteFile {
-    RemoteFile { url, file, checksum, extract }
+    RemoteFile {
+        url,
+        file,
+        checksum,
+        extract,
+    }
 }
 
 /// The known datasets.
@@ -52,51 +57,131 @@ pub const SOURCES: &[Source] = &[
         name: "mnist",
         kind: "mnist",
         files: &[
-            f("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", Checksum::Md5("f68b3c2dcbeaaa9fbdd348bbdeb94873"), false),
-            f("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz", Checksum::Md5("d53e105ee54ea40749a09fcbcd1e9432"), false),
-            f("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", Checksum::Sha256("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"), false),
-            f("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz", Checksum::Sha256("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"), false),
+            f(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+                "train-images-idx3-ubyte.gz",
+                Checksum::Md5("f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                false,
+            ),
+            f(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+                "train-labels-idx1-ubyte.gz",
+                Checksum::Md5("d53e105ee54ea40749a09fcbcd1e9432"),
+                false,
+            ),
+            f(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz",
+                Checksum::Sha256("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+                false,
+            ),
+            f(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+                "t10k-labels-idx1-ubyte.gz",
+                Checksum::Sha256("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+                false,
+            ),
         ],
     },
     Source {
         name: "fashion-mnist",
         kind: "fashion-mnist",
         files: &[
-            f("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", Checksum::Md5("8d4fb7e6c68d591d4c3dfef9ec88bf0d"), false),
-            f("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz", Checksum::Md5("25c81989df183df01b3e8a0aad5dffbe"), false),
-            f("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", Checksum::Md5("bef4ecab320f06d8554ea6380940ec79"), false),
-            f("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz", Checksum::Md5("bb300cfdad3c16e7a12a480ee83cd310"), false),
+            f(
+                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz",
+                "train-images-idx3-ubyte.gz",
+                Checksum::Md5("8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+                false,
+            ),
+            f(
+                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-labels-idx1-ubyte.gz",
+                "train-labels-idx1-ubyte.gz",
+                Checksum::Md5("25c81989df183df01b3e8a0aad5dffbe"),
+                false,
+            ),
+            f(
+                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-images-idx3-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz",
+                Checksum::Md5("bef4ecab320f06d8554ea6380940ec79"),
+                false,
+            ),
+            f(
+                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz",
+                "t10k-labels-idx1-ubyte.gz",
+                Checksum::Md5("bb300cfdad3c16e7a12a480ee83cd310"),
+                false,
+            ),
         ],
     },
     Source {
         name: "cifar10",
         kind: "cifar10",
-        files: &[f("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "cifar-10-binary.tar.gz", Checksum::Md5("c32a1d4ab5d03f1284b67883e8d87530"), true)],
+        files: &[f(
+            "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+            "cifar-10-binary.tar.gz",
+            Checksum::Md5("c32a1d4ab5d03f1284b67883e8d87530"),
+            true,
+        )],
     },
     Source {
         name: "cifar100",
         kind: "cifar100",
-        files: &[f("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "cifar-100-binary.tar.gz", Checksum::Md5("03b5dce01913d631647c71ecec9e9cb8"), true)],
+        files: &[f(
+            "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+            "cifar-100-binary.tar.gz",
+            Checksum::Md5("03b5dce01913d631647c71ecec9e9cb8"),
+            true,
+        )],
     },
     Source {
         name: "stl10",
         kind: "stl10",
-        files: &[f("https://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz", "stl10_binary.tar.gz", Checksum::Md5("91f7769df0f17e558f3565bffb0c7dfb"), true)],
+        files: &[f(
+            "https://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+            "stl10_binary.tar.gz",
+            Checksum::Md5("91f7769df0f17e558f3565bffb0c7dfb"),
+            true,
+        )],
     },
     Source {
         name: "cifar10.1",
         kind: "cifar10.1",
         files: &[
-            f("https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v6_data.npy", "cifar10.1_v6_data.npy", Checksum::None, false),
-            f("https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v6_labels.npy", "cifar10.1_v6_labels.npy", Checksum::None, false),
-            f("https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v4_data.npy", "cifar10.1_v4_data.npy", Checksum::None, false),
-            f("https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v4_labels.npy", "cifar10.1_v4_labels.npy", Checksum::None, false),
+            f(
+                "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v6_data.npy",
+                "cifar10.1_v6_data.npy",
+                Checksum::None,
+                false,
+            ),
+            f(
+                "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v6_labels.npy",
+                "cifar10.1_v6_labels.npy",
+                Checksum::None,
+                false,
+            ),
+            f(
+                "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v4_data.npy",
+                "cifar10.1_v4_data.npy",
+                Checksum::None,
+                false,
+            ),
+            f(
+                "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/cifar10.1_v4_labels.npy",
+                "cifar10.1_v4_labels.npy",
+                Checksum::None,
+                false,
+            ),
         ],
     },
     Source {
         name: "camelyon17",
         kind: "camelyon17",
-        files: &[f("https://worksheets.codalab.org/rest/bundles/0xe45e15f39fb54e9d9e919556af67aabe/contents/blob/", "camelyon17_v1.0.tar.gz", Checksum::None, true)],
+        files: &[f(
+            "https://worksheets.codalab.org/rest/bundles/0xe45e15f39fb54e9d9e919556af67aabe/contents/blob/",
+            "camelyon17_v1.0.tar.gz",
+            Checksum::None,
+            true,
+        )],
     },
 ];
 
@@ -104,7 +189,10 @@ pub const SOURCES: &[Source] = &[
 pub fn source(name: &str) -> Result<&'static Source, DataError> {
     SOURCES.iter().find(|s| s.name == name).ok_or_else(|| {
         let names: Vec<&str> = SOURCES.iter().map(|s| s.name).collect();
-        DataError::arg("dataset", format!("unknown dataset `{name}` (known: {})", names.join(", ")))
+        DataError::arg(
+            "dataset",
+            format!("unknown dataset `{name}` (known: {})", names.join(", ")),
+        )
     })
 }
 
@@ -141,13 +229,20 @@ pub fn verify(path: &Path, c: Checksum) -> Result<String, DataError> {
         Checksum::None => return Ok(sha),
     };
     if got != want {
-        return Err(DataError::format(path, format!("{kind} is {got}, expected {want} (corrupt or changed file)")));
+        return Err(DataError::format(
+            path,
+            format!("{kind} is {got}, expected {want} (corrupt or changed file)"),
+        ));
     }
     Ok(sha)
 }
 
 fn manual_hint(src: &Source, dir: &Path) -> String {
-    let files: Vec<String> = src.files.iter().map(|f| format!("{} -> {}", f.url, dir.join(f.file).display())).collect();
+    let files: Vec<String> = src
+        .files
+        .iter()
+        .map(|f| format!("{} -> {}", f.url, dir.join(f.file).display()))
+        .collect();
     format!("no connection? place the files by hand: {}", files.join("; "))
 }
 
@@ -155,15 +250,24 @@ fn manual_hint(src: &Source, dir: &Path) -> String {
 pub fn fetch(url: &str, dest: &Path, timeout: Duration) -> Result<(), DataError> {
     let part = PathBuf::from(format!("{}.part", dest.display()));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let agent = ureq::AgentBuilder::new().timeout_connect(timeout).timeout_read(Duration::from_secs(60)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(timeout)
+        .timeout_read(Duration::from_secs(60))
+        .build();
     let mut req = agent.get(url);
     if have > 0 {
         req = req.set("Range", &format!("bytes={have}-"));
     }
-    let derr = |reason: String| DataError::Download { url: url.to_string(), reason };
+    let derr = |reason: String| DataError::Download {
+        url: url.to_string(),
+        reason,
+    };
     let resp = req.call().map_err(|e| derr(e.to_string()))?;
     let append = have > 0 && resp.status() == 206;
-    let total = resp.header("Content-Length").and_then(|v| v.parse::<u64>().ok()).map(|n| n + if append { have } else { 0 });
+    let total = resp
+        .header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|n| n + if append { have } else { 0 });
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .append(append)
@@ -176,7 +280,9 @@ pub fn fetch(url: &str, dest: &Path, timeout: Duration) -> Result<(), DataError>
     let mut reader = resp.into_reader();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| derr(format!("connection dropped ({e}); run again to resume")))?;
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| derr(format!("connection dropped ({e}); run again to resume")))?;
         if n == 0 {
             break;
         }
@@ -204,9 +310,10 @@ pub fn download_source(src: &Source, root: &Path, timeout: Duration) -> Result<(
         let dest = dir.join(rf.file);
         if !dest.is_file() {
             fetch(rf.url, &dest, timeout).map_err(|e| match e {
-                DataError::Download { url, reason } => {
-                    DataError::Download { url, reason: format!("{reason}; {}", manual_hint(src, &dir)) }
-                }
+                DataError::Download { url, reason } => DataError::Download {
+                    url,
+                    reason: format!("{reason}; {}", manual_hint(src, &dir)),
+                },
                 other => other,
             })?;
         }
@@ -242,7 +349,11 @@ impl Default for Md5 {
 
 impl Md5 {
     pub fn new() -> Self {
-        Md5 { state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476], buf: Vec::new(), len: 0 }
+        Md5 {
+            state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
+            buf: Vec::new(),
+            len: 0,
+        }
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -257,7 +368,10 @@ impl Md5 {
 
     fn block(&mut self, b: &[u8]) {
         const S: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
-        let m: Vec<u32> = b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let m: Vec<u32> = b
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let [mut a, mut bb, mut c, mut d] = self.state;
         for i in 0..64 {
             let (f, g) = match i / 16 {
@@ -307,7 +421,10 @@ mod tests {
         for (input, want) in [
             ("", "d41d8cd98f00b204e9800998ecf8427e"),
             ("abc", "900150983cd24fb0d6963f7d28e17f72"),
-            ("12345678901234567890123456789012345678901234567890123456789012345678901234567890", "57edf4a22be3c955ac49da2e2107b67a"),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
         ] {
             let mut m = Md5::new();
             m.update(input.as_bytes());
@@ -319,18 +436,35 @@ mod tests {
     fn offline_fails_fast_naming_url_and_files_and_checksums_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         // a local port with nothing listening: refused at once, no network involved
-        const FILES: &[RemoteFile] = &[f("http://127.0.0.1:9/x.bin", "x.bin", Checksum::Md5("900150983cd24fb0d6963f7d28e17f72"), false)];
-        let src = Source { name: "t", kind: "npy", files: FILES };
+        const FILES: &[RemoteFile] = &[f(
+            "http://127.0.0.1:9/x.bin",
+            "x.bin",
+            Checksum::Md5("900150983cd24fb0d6963f7d28e17f72"),
+            false,
+        )];
+        let src = Source {
+            name: "t",
+            kind: "npy",
+            files: FILES,
+        };
         let t = std::time::Instant::now();
-        let e = download_source(&src, dir.path(), Duration::from_secs(2)).unwrap_err().to_string();
+        let e = download_source(&src, dir.path(), Duration::from_secs(2))
+            .unwrap_err()
+            .to_string();
         assert!(t.elapsed().as_secs() < 5);
-        assert!(e.contains("http://127.0.0.1:9/x.bin") && e.contains("x.bin") && e.contains("by hand"), "{e}");
+        assert!(
+            e.contains("http://127.0.0.1:9/x.bin") && e.contains("x.bin") && e.contains("by hand"),
+            "{e}"
+        );
         // a file placed by hand is verified instead of downloaded
         std::fs::write(dir.path().join("t/x.bin"), b"abc").unwrap();
         let (_, rep) = download_source(&src, dir.path(), Duration::from_secs(2)).unwrap();
         assert!(rep[0].contains("md5 ok"));
         std::fs::write(dir.path().join("t/x.bin"), b"abd").unwrap();
-        assert!(download_source(&src, dir.path(), Duration::from_secs(2)).unwrap_err().to_string().contains("expected"));
+        assert!(download_source(&src, dir.path(), Duration::from_secs(2))
+            .unwrap_err()
+            .to_string()
+            .contains("expected"));
         assert!(source("nope").is_err());
         assert!(source("mnist").is_ok());
     }

@@ -35,9 +35,15 @@ pub fn read_folder(path: &Path, split: &str) -> Result<Dataset, DataError> {
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".tar") {
         collect_tar(path, split)?
     } else if !path.exists() {
-        return Err(DataError::Missing { path: path.into(), hint: "expected a directory or a .tar.gz".into() });
+        return Err(DataError::Missing {
+            path: path.into(),
+            hint: "expected a directory or a .tar.gz".into(),
+        });
     } else {
-        return Err(DataError::format(path, "an image folder must be a directory or a .tar.gz/.tgz/.tar archive"));
+        return Err(DataError::format(
+            path,
+            "an image folder must be a directory or a .tar.gz/.tgz/.tar archive",
+        ));
     };
     decode_all(path, split, raws, classes)
 }
@@ -46,7 +52,11 @@ fn collect_dir(root: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
     let sdir = root.join(split);
     if !sdir.is_dir() {
         let found: Vec<String> = std::fs::read_dir(root)
-            .map(|it| it.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|it| {
+                it.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         return Err(DataError::Missing {
             path: sdir,
@@ -56,10 +66,17 @@ fn collect_dir(root: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
     let mut raws = Vec::new();
     let mut classes = BTreeSet::new();
     let rd = std::fs::read_dir(&sdir).map_err(|e| DataError::io(&sdir, e))?;
-    let mut class_dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut class_dirs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     class_dirs.sort();
     for cdir in class_dirs {
-        let class = cdir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let class = cdir
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         classes.insert(class.clone());
         let mut files: Vec<PathBuf> = std::fs::read_dir(&cdir)
             .map_err(|e| DataError::io(&cdir, e))?
@@ -70,7 +87,11 @@ fn collect_dir(root: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
         files.sort();
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| DataError::io(&f, e))?;
-            raws.push(Raw { entry: f.display().to_string(), class: class.clone(), bytes });
+            raws.push(Raw {
+                entry: f.display().to_string(),
+                class: class.clone(),
+                bytes,
+            });
         }
     }
     Ok((raws, classes))
@@ -81,7 +102,10 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
     let reader: Box<dyn Read> = if path.to_string_lossy().to_lowercase().ends_with(".tar") {
         Box::new(std::io::BufReader::new(file))
     } else {
-        Box::new(flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file)))
+        Box::new(flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            file,
+        )))
     };
     let mut archive = tar::Archive::new(reader);
     let terr = |e: std::io::Error| DataError::format(path, format!("broken archive: {e}"));
@@ -90,7 +114,12 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
     let mut splits = BTreeSet::new();
     for entry in archive.entries().map_err(terr)? {
         let mut entry = entry.map_err(terr)?;
-        let ename = entry.path().map_err(terr)?.to_string_lossy().trim_end_matches('/').to_string();
+        let ename = entry
+            .path()
+            .map_err(terr)?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
         let parts: Vec<&str> = ename.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
         let is_dir = entry.header().entry_type().is_dir();
         // find `<split>/<class>[/<file>]` at the end of the path
@@ -114,8 +143,14 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
             Some(f) if is_image(f) => {
                 classes.insert(class.to_string());
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut bytes).map_err(|e| DataError::entry(path, &ename, format!("cannot read: {e}")))?;
-                raws.push(Raw { entry: ename.clone(), class: class.to_string(), bytes });
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| DataError::entry(path, &ename, format!("cannot read: {e}")))?;
+                raws.push(Raw {
+                    entry: ename.clone(),
+                    class: class.to_string(),
+                    bytes,
+                });
             }
             Some(_) => {}
         }
@@ -147,7 +182,11 @@ pub fn decode_rgb_chw(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
 
 fn decode_all(path: &Path, split: &str, raws: Vec<Raw>, classes: BTreeSet<String>) -> Result<Dataset, DataError> {
     let class_names: Vec<String> = classes.into_iter().collect();
-    let index: BTreeMap<&str, u32> = class_names.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+    let index: BTreeMap<&str, u32> = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
     let mut counts = vec![0usize; class_names.len()];
     for r in &raws {
         counts[index[r.class.as_str()] as usize] += 1;
@@ -159,7 +198,10 @@ fn decode_all(path: &Path, split: &str, raws: Vec<Raw>, classes: BTreeSet<String
         });
     }
     if raws.is_empty() {
-        return Err(DataError::Empty { what: path.join(split).display().to_string(), reason: "no images".into() });
+        return Err(DataError::Empty {
+            what: path.join(split).display().to_string(),
+            reason: "no images".into(),
+        });
     }
     let decoded: Vec<(usize, usize, Vec<u8>)> = raws
         .par_iter()
@@ -179,7 +221,13 @@ fn decode_all(path: &Path, split: &str, raws: Vec<Raw>, classes: BTreeSet<String
         images.extend_from_slice(&px);
         labels.push(index[r.class.as_str()]);
     }
-    Dataset::new(format!("{}:{split}", path.display()), images, labels, [3, h0, w0], class_names)
+    Dataset::new(
+        format!("{}:{split}", path.display()),
+        images,
+        labels,
+        [3, h0, w0],
+        class_names,
+    )
 }
 
 #[cfg(test)]
@@ -230,15 +278,20 @@ mod tests {
             std::fs::write(f, data).unwrap();
         }
         let d2 = read_folder(&dir.path().join("plain/root"), "test").unwrap();
-        assert_eq!((d2.labels.clone(), d2.images.clone()), (vec![0, 0, 1], {
-            let mut v = d.image(1).to_vec();
-            v.extend(d.image(2));
-            v.extend(d.image(0));
-            v
-        }));
+        assert_eq!(
+            (d2.labels.clone(), d2.images.clone()),
+            (vec![0, 0, 1], {
+                let mut v = d.image(1).to_vec();
+                v.extend(d.image(2));
+                v.extend(d.image(0));
+                v
+            })
+        );
         // an empty class, a broken image, a wrong-sized image
         std::fs::create_dir_all(dir.path().join("plain/root/test/zebra")).unwrap();
-        let e = read_folder(&dir.path().join("plain/root"), "test").unwrap_err().to_string();
+        let e = read_folder(&dir.path().join("plain/root"), "test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("zebra") && e.contains("no images"), "{e}");
         let bad = vec![("t/a/0.png", png(4, 4, 1)), ("t/a/1.png", b"\x89PNG broken".to_vec())];
         std::fs::write(&p, tar_gz(&bad)).unwrap();

@@ -11,8 +11,18 @@ use super::Dataset;
 /// The MNIST class names.
 pub const MNIST_CLASSES: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 /// The Fashion-MNIST class names.
-pub const FASHION_CLASSES: &[&str] =
-    &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_CLASSES: &[&str] = &[
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 /// Largest decompressed file accepted (guards against gzip bombs).
 const MAX_BYTES: u64 = 4 << 30;
@@ -40,16 +50,28 @@ pub fn gunzip_if_needed(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError>
 /// Parses an IDX byte buffer of u8 data: returns the dimensions and the data slice.
 pub fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Vec<usize>, &'a [u8]), DataError> {
     if bytes.len() < 4 {
-        return Err(DataError::format(path, format!("{} bytes: too short for an IDX header", bytes.len())));
+        return Err(DataError::format(
+            path,
+            format!("{} bytes: too short for an IDX header", bytes.len()),
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(DataError::format(
             path,
-            format!("wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file", bytes[0], bytes[1], bytes[2], bytes[3]),
+            format!(
+                "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
+                bytes[0], bytes[1], bytes[2], bytes[3]
+            ),
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(DataError::format(path, format!("IDX data type 0x{:02x}, only unsigned bytes (0x08) are supported", bytes[2])));
+        return Err(DataError::format(
+            path,
+            format!(
+                "IDX data type 0x{:02x}, only unsigned bytes (0x08) are supported",
+                bytes[2]
+            ),
+        ));
     }
     let nd = bytes[3] as usize;
     if nd == 0 || nd > 4 {
@@ -68,9 +90,16 @@ pub fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Vec<usize>, &'a [u
         Some(w) if w == data.len() => Ok((dims, data)),
         Some(w) if w > data.len() => Err(DataError::format(
             path,
-            format!("truncated: header {:?} needs {w} data bytes, file has {}", dims, data.len()),
+            format!(
+                "truncated: header {:?} needs {w} data bytes, file has {}",
+                dims,
+                data.len()
+            ),
         )),
-        Some(w) => Err(DataError::format(path, format!("{} trailing bytes after {w} data bytes", data.len() - w))),
+        Some(w) => Err(DataError::format(
+            path,
+            format!("{} trailing bytes after {w} data bytes", data.len() - w),
+        )),
         None => Err(DataError::format(path, format!("dimensions {dims:?} overflow"))),
     }
 }
@@ -85,17 +114,31 @@ pub fn from_idx_bytes(
 ) -> Result<Dataset, DataError> {
     let (idims, idata) = parse_idx(img_path, img)?;
     if idims.len() != 3 {
-        return Err(DataError::format(img_path, format!("image file has dimensions {idims:?}, expected [N, H, W]")));
+        return Err(DataError::format(
+            img_path,
+            format!("image file has dimensions {idims:?}, expected [N, H, W]"),
+        ));
     }
     let (ldims, ldata) = parse_idx(lab_path, lab)?;
     if ldims.len() != 1 {
-        return Err(DataError::format(lab_path, format!("label file has dimensions {ldims:?}, expected [N]")));
+        return Err(DataError::format(
+            lab_path,
+            format!("label file has dimensions {ldims:?}, expected [N]"),
+        ));
     }
     if idims[0] != ldims[0] {
-        return Err(DataError::CountMismatch { path: img_path.to_path_buf(), images: idims[0], labels: ldims[0] });
+        return Err(DataError::CountMismatch {
+            path: img_path.to_path_buf(),
+            images: idims[0],
+            labels: ldims[0],
+        });
     }
     if let Some(i) = ldata.iter().position(|&l| l as usize >= class_names.len()) {
-        return Err(DataError::entry(lab_path, format!("label {i}"), format!("value {} out of range", ldata[i])));
+        return Err(DataError::entry(
+            lab_path,
+            format!("label {i}"),
+            format!("value {} out of range", ldata[i]),
+        ));
     }
     Dataset::new(
         img_path.display().to_string(),
@@ -114,7 +157,10 @@ fn find(dir: &Path, stems: &[String]) -> Result<PathBuf, DataError> {
             }
         }
     }
-    Err(DataError::Missing { path: dir.join(&stems[0]), hint: "expected the IDX file, raw or .gz".into() })
+    Err(DataError::Missing {
+        path: dir.join(&stems[0]),
+        hint: "expected the IDX file, raw or .gz".into(),
+    })
 }
 
 /// Reads `split` (`train` or `test`) from a directory of MNIST-style IDX files.
@@ -129,8 +175,20 @@ pub fn read_mnist_dir(dir: &Path, split: &str, class_names: &[&str]) -> Result<D
             })
         }
     };
-    let ip = find(dir, &[format!("{prefix}-images-idx3-ubyte"), format!("{prefix}-images.idx3-ubyte")])?;
-    let lp = find(dir, &[format!("{prefix}-labels-idx1-ubyte"), format!("{prefix}-labels.idx1-ubyte")])?;
+    let ip = find(
+        dir,
+        &[
+            format!("{prefix}-images-idx3-ubyte"),
+            format!("{prefix}-images.idx3-ubyte"),
+        ],
+    )?;
+    let lp = find(
+        dir,
+        &[
+            format!("{prefix}-labels-idx1-ubyte"),
+            format!("{prefix}-labels.idx1-ubyte"),
+        ],
+    )?;
     let img = read_maybe_gz(&ip)?;
     let lab = read_maybe_gz(&lp)?;
     from_idx_bytes(&ip, &img, &lp, &lab, class_names)
@@ -161,25 +219,47 @@ mod tests {
     fn reads_raw_and_gz_and_rejects_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let imgs: Vec<u8> = (0..5 * 28 * 28).map(|i| (i % 251) as u8).collect();
-        std::fs::write(dir.path().join("t10k-images-idx3-ubyte.gz"), gz(&write_idx(&[5, 28, 28], &imgs))).unwrap();
-        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), write_idx(&[5], &[3, 1, 4, 1, 5])).unwrap();
+        std::fs::write(
+            dir.path().join("t10k-images-idx3-ubyte.gz"),
+            gz(&write_idx(&[5, 28, 28], &imgs)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("t10k-labels-idx1-ubyte"),
+            write_idx(&[5], &[3, 1, 4, 1, 5]),
+        )
+        .unwrap();
         let d = read_mnist_dir(dir.path(), "test", MNIST_CLASSES).unwrap();
         assert_eq!((d.len(), d.shape), (5, [1, 28, 28]));
         assert_eq!(d.labels, vec![3, 1, 4, 1, 5]);
         assert_eq!(d.images, imgs);
         // count mismatch
-        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), write_idx(&[4], &[3, 1, 4, 1])).unwrap();
-        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("t10k-labels-idx1-ubyte"),
+            write_idx(&[4], &[3, 1, 4, 1]),
+        )
+        .unwrap();
+        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("5 images but 4 labels"), "{e}");
         // truncated gzip
         let full = gz(&write_idx(&[5, 28, 28], &imgs));
         std::fs::write(dir.path().join("t10k-images-idx3-ubyte.gz"), &full[..full.len() / 2]).unwrap();
-        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES).unwrap_err().to_string();
+        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t10k-images-idx3-ubyte.gz"), "{e}");
         // wrong magic
         let p = Path::new("x");
-        assert!(parse_idx(p, &[1, 2, 3, 4, 5]).unwrap_err().to_string().contains("magic"));
-        assert!(parse_idx(p, &write_idx(&[5, 2], &[0; 9])).unwrap_err().to_string().contains("truncated"));
+        assert!(parse_idx(p, &[1, 2, 3, 4, 5])
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+        assert!(parse_idx(p, &write_idx(&[5, 2], &[0; 9]))
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         // missing split file
         assert!(read_mnist_dir(dir.path(), "train", MNIST_CLASSES).is_err());
     }

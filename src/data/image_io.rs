@@ -27,14 +27,20 @@ pub fn to_rgb(ds: &Dataset, i: usize) -> Vec<u8> {
 fn save_rgb(path: &Path, rgb: Vec<u8>, w: usize, h: usize) -> Result<(), DataError> {
     let img = image::RgbImage::from_raw(w as u32, h as u32, rgb)
         .ok_or_else(|| DataError::format(path, "image buffer has the wrong size"))?;
-    img.save(path).map_err(|e| DataError::format(path, format!("cannot write PNG: {e}")))
+    img.save(path)
+        .map_err(|e| DataError::format(path, format!("cannot write PNG: {e}")))
 }
 
 /// Saves a grid: `rows[r][c] = (dataset, index)` (None leaves a blank cell), each image
 /// upscaled `scale`× (nearest), with a 2-pixel gap.
 pub fn save_grid(path: &Path, rows: &[Vec<Option<(&Dataset, usize)>>], scale: usize) -> Result<(), DataError> {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let first = rows.iter().flatten().flatten().next().ok_or_else(|| DataError::arg("grid", "no images to draw"))?;
+    let first = rows
+        .iter()
+        .flatten()
+        .flatten()
+        .next()
+        .ok_or_else(|| DataError::arg("grid", "no images to draw"))?;
     let [_, h, w] = first.0.shape;
     let (ch, cw) = (h * scale + 2, w * scale + 2);
     let (gh, gw) = (rows.len() * ch + 2, cols * cw + 2);
@@ -63,13 +69,19 @@ pub fn export_png_folder(ds: &Dataset, dir: &Path, split: &str) -> Result<(), Da
     let [_, h, w] = ds.shape;
     for name in &ds.class_names {
         if name.contains('/') || name.contains('\\') || name == ".." {
-            return Err(DataError::arg("class name", format!("`{name}` cannot be a directory name")));
+            return Err(DataError::arg(
+                "class name",
+                format!("`{name}` cannot be a directory name"),
+            ));
         }
         let d = dir.join(split).join(name);
         std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;
     }
     (0..ds.len()).into_par_iter().try_for_each(|i| {
-        let p = dir.join(split).join(&ds.class_names[ds.labels[i] as usize]).join(format!("{i:05}.png"));
+        let p = dir
+            .join(split)
+            .join(&ds.class_names[ds.labels[i] as usize])
+            .join(format!("{i:05}.png"));
         save_rgb(&p, to_rgb(ds, i), w, h)
     })
 }
@@ -90,8 +102,14 @@ pub fn export_npy(ds: &Dataset, dir: &Path, split: &str) -> Result<(), DataError
     }
     let labels: Vec<u8> = ds.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
     let files = [
-        (dir.join(format!("{split}_x.npy")), write_npy("|u1", &[ds.len(), h, w, c], &hwc)),
-        (dir.join(format!("{split}_y.npy")), write_npy("<i8", &[ds.len()], &labels)),
+        (
+            dir.join(format!("{split}_x.npy")),
+            write_npy("|u1", &[ds.len(), h, w, c], &hwc),
+        ),
+        (
+            dir.join(format!("{split}_y.npy")),
+            write_npy("<i8", &[ds.len()], &labels),
+        ),
         (dir.join("classes.txt"), (ds.class_names.join("\n") + "\n").into_bytes()),
     ];
     for (p, bytes) in files {
@@ -111,13 +129,17 @@ mod tests {
         let ds = synthetic::from_spec("shapes,n=30", "test").unwrap();
         export_npy(&ds, dir.path(), "test").unwrap();
         let back = npy::read_npy_dataset(dir.path(), Some("test")).unwrap();
-        assert_eq!((back.images.clone(), back.labels.clone(), back.class_names.clone()), (ds.images.clone(), ds.labels.clone(), ds.class_names.clone()));
+        assert_eq!(
+            (back.images.clone(), back.labels.clone(), back.class_names.clone()),
+            (ds.images.clone(), ds.labels.clone(), ds.class_names.clone())
+        );
         export_png_folder(&ds, &dir.path().join("png"), "test").unwrap();
         let back = folder::read_folder(&dir.path().join("png"), "test").unwrap();
         // folder order is by class then file name: compare as sorted (label, image) pairs
         let key = |d: &Dataset| {
-            let mut v: Vec<(String, Vec<u8>)> =
-                (0..d.len()).map(|i| (d.class_names[d.labels[i] as usize].clone(), d.image(i).to_vec())).collect();
+            let mut v: Vec<(String, Vec<u8>)> = (0..d.len())
+                .map(|i| (d.class_names[d.labels[i] as usize].clone(), d.image(i).to_vec()))
+                .collect();
             v.sort();
             v
         };

@@ -20,7 +20,9 @@ pub struct NpyArray {
 }
 
 fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let k = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let k = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
     let rest = &header[k + key.len() + 2..];
     let colon = rest.find(':')?;
     Some(rest[colon + 1..].trim_start())
@@ -36,7 +38,10 @@ pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
         2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
         v => return Err(DataError::format(path, format!("unsupported .npy format version {v}"))),
     };
-    let end = start.checked_add(hlen).filter(|&e| e <= b.len()).ok_or_else(|| DataError::format(path, "truncated .npy header"))?;
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| DataError::format(path, "truncated .npy header"))?;
     let header = std::str::from_utf8(&b[start..end]).map_err(|_| DataError::format(path, "header is not text"))?;
     let descr = header_value(header, "descr")
         .and_then(|v| {
@@ -49,11 +54,17 @@ pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
         return Err(DataError::format(path, "Fortran-ordered arrays are not supported"));
     }
     let shape_s = header_value(header, "shape")
-        .and_then(|v| v.strip_prefix('(').and_then(|v| v.find(')').map(|e| v[..e].to_string())))
+        .and_then(|v| {
+            v.strip_prefix('(')
+                .and_then(|v| v.find(')').map(|e| v[..e].to_string()))
+        })
         .ok_or_else(|| DataError::format(path, format!("no shape in header `{header}`")))?;
     let mut shape = Vec::new();
     for part in shape_s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        shape.push(part.parse::<usize>().map_err(|_| DataError::format(path, format!("bad shape entry `{part}`")))?);
+        shape.push(
+            part.parse::<usize>()
+                .map_err(|_| DataError::format(path, format!("bad shape entry `{part}`")))?,
+        );
     }
     let item = dtype_size(&descr).ok_or_else(|| DataError::format(path, format!("unsupported dtype `{descr}`")))?;
     let want = shape
@@ -64,10 +75,17 @@ pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
     if data.len() != want {
         return Err(DataError::format(
             path,
-            format!("shape {shape:?} of `{descr}` needs {want} bytes, file has {} (truncated?)", data.len()),
+            format!(
+                "shape {shape:?} of `{descr}` needs {want} bytes, file has {} (truncated?)",
+                data.len()
+            ),
         ));
     }
-    Ok(NpyArray { descr, shape, data: data.to_vec() })
+    Ok(NpyArray {
+        descr,
+        shape,
+        data: data.to_vec(),
+    })
 }
 
 fn dtype_size(d: &str) -> Option<usize> {
@@ -90,7 +108,10 @@ impl NpyArray {
         let size = dtype_size(&self.descr).unwrap_or(0);
         let signed = self.descr.contains('i');
         if self.descr.contains('f') || size == 0 {
-            return Err(DataError::format(path, format!("labels must be integers, dtype is `{}`", self.descr)));
+            return Err(DataError::format(
+                path,
+                format!("labels must be integers, dtype is `{}`", self.descr),
+            ));
         }
         let mut out = Vec::with_capacity(self.data.len() / size);
         for (i, c) in self.data.chunks_exact(size).enumerate() {
@@ -109,7 +130,11 @@ impl NpyArray {
 /// Writes an `.npy` (version 1) buffer.
 pub fn write_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     while (10 + h.len() + 1) % 64 != 0 {
         h.push(' ');
@@ -189,10 +214,20 @@ pub fn read_zip(path: &Path, b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataErr
                     .map_err(|e| DataError::entry(path, &name, format!("broken deflate data: {e}")))?;
                 v
             }
-            m => return Err(DataError::entry(path, &name, format!("unsupported compression method {m}"))),
+            m => {
+                return Err(DataError::entry(
+                    path,
+                    &name,
+                    format!("unsupported compression method {m}"),
+                ))
+            }
         };
         if data.len() != usize_ {
-            return Err(DataError::entry(path, &name, format!("{} bytes, header says {usize_}", data.len())));
+            return Err(DataError::entry(
+                path,
+                &name,
+                format!("{} bytes, header says {usize_}", data.len()),
+            ));
         }
         out.push((name, data));
     }
@@ -209,11 +244,17 @@ pub fn dataset_from_arrays(
     class_names: Option<Vec<String>>,
 ) -> Result<Dataset, DataError> {
     if x.descr != "|u1" && x.descr != "<u1" && x.descr != "=u1" {
-        return Err(DataError::format(ip, format!("images must be uint8, dtype is `{}`", x.descr)));
+        return Err(DataError::format(
+            ip,
+            format!("images must be uint8, dtype is `{}`", x.descr),
+        ));
     }
     let labels = y.to_labels(lp)?;
     if y.shape.len() != 1 {
-        return Err(DataError::format(lp, format!("labels have shape {:?}, expected [N]", y.shape)));
+        return Err(DataError::format(
+            lp,
+            format!("labels have shape {:?}, expected [N]", y.shape),
+        ));
     }
     let s = &x.shape;
     let (n, c, h, w, last) = match s.len() {
@@ -221,11 +262,18 @@ pub fn dataset_from_arrays(
         4 if matches!(s[3], 1 | 3) => (s[0], s[3], s[1], s[2], true),
         4 if matches!(s[1], 1 | 3) => (s[0], s[1], s[2], s[3], false),
         _ => {
-            return Err(DataError::format(ip, format!("image shape {s:?}: expected [N,H,W], [N,H,W,C] or [N,C,H,W], C ∈ {{1,3}}")))
+            return Err(DataError::format(
+                ip,
+                format!("image shape {s:?}: expected [N,H,W], [N,H,W,C] or [N,C,H,W], C ∈ {{1,3}}"),
+            ))
         }
     };
     if n != labels.len() {
-        return Err(DataError::CountMismatch { path: ip.to_path_buf(), images: n, labels: labels.len() });
+        return Err(DataError::CountMismatch {
+            path: ip.to_path_buf(),
+            images: n,
+            labels: labels.len(),
+        });
     }
     let images = if last {
         let mut out = vec![0u8; x.data.len()];
@@ -251,7 +299,10 @@ pub fn dataset_from_arrays(
 /// Reads CIFAR-10.1 (`v6` or `v4`) from `dir`.
 pub fn read_cifar101_dir(dir: &Path, version: &str) -> Result<Dataset, DataError> {
     if version != "v6" && version != "v4" {
-        return Err(DataError::arg("split", format!("`{version}`: CIFAR-10.1 has versions `v6` and `v4`")));
+        return Err(DataError::arg(
+            "split",
+            format!("`{version}`: CIFAR-10.1 has versions `v6` and `v4`"),
+        ));
     }
     let ip = dir.join(format!("cifar10.1_{version}_data.npy"));
     let lp = dir.join(format!("cifar10.1_{version}_labels.npy"));
@@ -260,14 +311,22 @@ pub fn read_cifar101_dir(dir: &Path, version: &str) -> Result<Dataset, DataError
     let names = super::cifar::CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
     let ds = dataset_from_arrays(&ip.display().to_string(), &ip, &x, &lp, &y, Some(names))?;
     if ds.shape != [3, 32, 32] {
-        return Err(DataError::format(&ip, format!("images have shape {:?}, expected 32×32×3", ds.shape)));
+        return Err(DataError::format(
+            &ip,
+            format!("images have shape {:?}, expected 32×32×3", ds.shape),
+        ));
     }
     Ok(ds)
 }
 
 fn classes_txt(dir: &Path) -> Option<Vec<String>> {
     let s = std::fs::read_to_string(dir.join("classes.txt")).ok()?;
-    Some(s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+    Some(
+        s.lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
 }
 
 /// Reads a generic `.npy`/`.npz` dataset (see [`super::spec`] for the naming rules).
@@ -276,33 +335,51 @@ pub fn read_npy_dataset(path: &Path, split: Option<&str>) -> Result<Dataset, Dat
     if path.is_dir() {
         let cand: Vec<(PathBuf, PathBuf)> = match split {
             Some(s) => vec![(path.join(format!("{s}_x.npy")), path.join(format!("{s}_y.npy")))],
-            None => vec![(path.join("x.npy"), path.join("y.npy")), (path.join("train_x.npy"), path.join("train_y.npy"))],
+            None => vec![
+                (path.join("x.npy"), path.join("y.npy")),
+                (path.join("train_x.npy"), path.join("train_y.npy")),
+            ],
         };
-        let (ip, lp) = cand.iter().find(|(i, _)| i.is_file()).cloned().unwrap_or_else(|| cand[0].clone());
+        let (ip, lp) = cand
+            .iter()
+            .find(|(i, _)| i.is_file())
+            .cloned()
+            .unwrap_or_else(|| cand[0].clone());
         let x = parse_npy(&ip, &read_file(&ip)?)?;
         let y = parse_npy(&lp, &read_file(&lp)?)?;
         return dataset_from_arrays(&name, &ip, &x, &lp, &y, classes_txt(path));
     }
     let bytes = read_file(path)?;
     if bytes.starts_with(b"\x93NUMPY") {
-        return Err(DataError::format(path, "a single .npy holds no labels: give a directory with x.npy + y.npy, or an .npz"));
+        return Err(DataError::format(
+            path,
+            "a single .npy holds no labels: give a directory with x.npy + y.npy, or an .npz",
+        ));
     }
     let members = read_zip(path, &bytes)?;
     let find = |keys: &[String]| {
-        keys.iter().find_map(|k| members.iter().find(|(n, _)| n == &format!("{k}.npy") || n == k).map(|(n, b)| (n.clone(), b)))
+        keys.iter().find_map(|k| {
+            members
+                .iter()
+                .find(|(n, _)| n == &format!("{k}.npy") || n == k)
+                .map(|(n, b)| (n.clone(), b))
+        })
     };
     let (xk, yk): (Vec<String>, Vec<String>) = match split {
-        Some(s) => (vec![format!("x_{s}"), format!("{s}_x")], vec![format!("y_{s}"), format!("{s}_y")]),
+        Some(s) => (
+            vec![format!("x_{s}"), format!("{s}_x")],
+            vec![format!("y_{s}"), format!("{s}_y")],
+        ),
         None => (
             ["x", "images", "X", "data"].iter().map(|s| s.to_string()).collect(),
             ["y", "labels", "Y", "targets"].iter().map(|s| s.to_string()).collect(),
         ),
     };
     let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
-    let (xn, xb) =
-        find(&xk).ok_or_else(|| DataError::format(path, format!("no image array ({}) among {names:?}", xk.join("/"))))?;
-    let (yn, yb) =
-        find(&yk).ok_or_else(|| DataError::format(path, format!("no label array ({}) among {names:?}", yk.join("/"))))?;
+    let (xn, xb) = find(&xk)
+        .ok_or_else(|| DataError::format(path, format!("no image array ({}) among {names:?}", xk.join("/"))))?;
+    let (yn, yb) = find(&yk)
+        .ok_or_else(|| DataError::format(path, format!("no label array ({}) among {names:?}", yk.join("/"))))?;
     let (xp, yp) = (path.join(&xn), path.join(&yn));
     let x = parse_npy(&xp, xb)?;
     let y = parse_npy(&yp, yb)?;
@@ -363,9 +440,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = 3;
         let hwc: Vec<u8> = (0..n * 32 * 32 * 3).map(|i| (i % 253) as u8).collect();
-        std::fs::write(dir.path().join("cifar10.1_v6_data.npy"), write_npy("|u1", &[n, 32, 32, 3], &hwc)).unwrap();
+        std::fs::write(
+            dir.path().join("cifar10.1_v6_data.npy"),
+            write_npy("|u1", &[n, 32, 32, 3], &hwc),
+        )
+        .unwrap();
         let labels: Vec<u8> = [2i64, 0, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(dir.path().join("cifar10.1_v6_labels.npy"), write_npy("<i8", &[n], &labels)).unwrap();
+        std::fs::write(
+            dir.path().join("cifar10.1_v6_labels.npy"),
+            write_npy("<i8", &[n], &labels),
+        )
+        .unwrap();
         let d = read_cifar101_dir(dir.path(), "v6").unwrap();
         assert_eq!(d.labels, vec![2, 0, 9]);
         // pixel (row 1, col 2, channel 1) of image 2
@@ -373,7 +458,10 @@ mod tests {
         assert_eq!(d.num_classes(), 10);
         let neg: Vec<u8> = [2i64, -1, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(dir.path().join("cifar10.1_v6_labels.npy"), write_npy("<i8", &[n], &neg)).unwrap();
-        assert!(read_cifar101_dir(dir.path(), "v6").unwrap_err().to_string().contains("label 1"));
+        assert!(read_cifar101_dir(dir.path(), "v6")
+            .unwrap_err()
+            .to_string()
+            .contains("label 1"));
         assert!(read_cifar101_dir(dir.path(), "v4").is_err());
     }
 
@@ -387,7 +475,10 @@ mod tests {
             std::fs::write(&p, write_zip(&[("x.npy", x.clone()), ("y.npy", y.clone())], deflate)).unwrap();
             let d = read_npy_dataset(&p, None).unwrap();
             assert_eq!((d.shape, d.labels.clone()), ([1, 28, 28], vec![1, 0]));
-            assert!(read_npy_dataset(&p, Some("test")).unwrap_err().to_string().contains("x_test"));
+            assert!(read_npy_dataset(&p, Some("test"))
+                .unwrap_err()
+                .to_string()
+                .contains("x_test"));
         }
         let p = dir.path().join("bad.npz");
         std::fs::write(&p, b"PK\x05\x06garbage").unwrap();

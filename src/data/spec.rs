@@ -69,7 +69,11 @@ impl Kind {
 
     /// The spec name of the kind.
     pub fn name(self) -> &'static str {
-        Kind::ALL.iter().find(|(k, _)| *k == self).map(|(_, n)| *n).unwrap_or("?")
+        Kind::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
     }
 }
 
@@ -97,14 +101,18 @@ pub struct DatasetSpec {
 fn is_split_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '='))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '='))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 impl DatasetSpec {
     /// Parses `KIND:PATH[:SPLIT][@CORRUPTION:SEVERITY[:SEED]]`.
     pub fn parse(spec: &str) -> Result<Self, DataError> {
-        let bad = |reason: String| DataError::Spec { spec: spec.to_string(), reason };
+        let bad = |reason: String| DataError::Spec {
+            spec: spec.to_string(),
+            reason,
+        };
         let s = spec.trim();
         let (main, corruption) = match s.rsplit_once('@') {
             Some((m, c)) if !c.contains('/') => {
@@ -119,10 +127,19 @@ impl DatasetSpec {
                     .filter(|v| (1..=5).contains(v))
                     .ok_or_else(|| bad(format!("severity `{}` must be an integer 1..5", parts[1])))?;
                 let seed = match parts.get(2) {
-                    Some(p) => p.parse().map_err(|_| bad(format!("corruption seed `{p}` is not an integer")))?,
+                    Some(p) => p
+                        .parse()
+                        .map_err(|_| bad(format!("corruption seed `{p}` is not an integer")))?,
                     None => 0,
                 };
-                (m, Some(CorruptionSpec { corruption, severity, seed }))
+                (
+                    m,
+                    Some(CorruptionSpec {
+                        corruption,
+                        severity,
+                        seed,
+                    }),
+                )
             }
             _ => (s, None),
         };
@@ -140,7 +157,13 @@ impl DatasetSpec {
         if path.is_empty() {
             return Err(bad("empty PATH".into()));
         }
-        Ok(DatasetSpec { raw: s.to_string(), kind, path: PathBuf::from(path), split, corruption })
+        Ok(DatasetSpec {
+            raw: s.to_string(),
+            kind,
+            path: PathBuf::from(path),
+            split,
+            corruption,
+        })
     }
 
     /// Reads the dataset in its native shape (no conversion, no corruption).
@@ -149,7 +172,11 @@ impl DatasetSpec {
         let p = &self.path;
         match self.kind {
             Kind::Mnist | Kind::FashionMnist => {
-                let names = if self.kind == Kind::Mnist { idx::MNIST_CLASSES } else { idx::FASHION_CLASSES };
+                let names = if self.kind == Kind::Mnist {
+                    idx::MNIST_CLASSES
+                } else {
+                    idx::FASHION_CLASSES
+                };
                 idx::read_mnist_dir(p, split.unwrap_or("train"), names)
             }
             Kind::Cifar10 => cifar::read_cifar10_dir(p, split.unwrap_or("train")),
@@ -171,7 +198,10 @@ impl DatasetSpec {
         let native = self.load_native()?;
         let mut ds = transform::to_common(native)?;
         if ds.is_empty() {
-            return Err(DataError::Empty { what: self.raw.clone(), reason: "no images".into() });
+            return Err(DataError::Empty {
+                what: self.raw.clone(),
+                reason: "no images".into(),
+            });
         }
         if let Some(c) = self.corruption {
             ds = super::corrupt::apply(&ds, c.corruption, c.severity, c.seed)?;

@@ -8,8 +8,9 @@ use super::error::{read_file, DataError};
 use super::Dataset;
 
 /// STL-10 class names in label order.
-pub const STL10_CLASSES: &[&str] =
-    &["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"];
+pub const STL10_CLASSES: &[&str] = &[
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
+];
 
 const SIDE: usize = 96;
 const PER: usize = 3 * SIDE * SIDE;
@@ -19,17 +20,28 @@ pub fn from_stl_bytes(xp: &Path, x: &[u8], yp: &Path, y: &[u8]) -> Result<Datase
     if x.is_empty() || x.len() % PER != 0 {
         return Err(DataError::format(
             xp,
-            format!("{} bytes is not a whole number of 3×96×96 images (truncated or not STL-10)", x.len()),
+            format!(
+                "{} bytes is not a whole number of 3×96×96 images (truncated or not STL-10)",
+                x.len()
+            ),
         ));
     }
     let n = x.len() / PER;
     if y.len() != n {
-        return Err(DataError::CountMismatch { path: xp.to_path_buf(), images: n, labels: y.len() });
+        return Err(DataError::CountMismatch {
+            path: xp.to_path_buf(),
+            images: n,
+            labels: y.len(),
+        });
     }
     let mut labels = Vec::with_capacity(n);
     for (i, &l) in y.iter().enumerate() {
         if !(1..=10).contains(&l) {
-            return Err(DataError::entry(yp, format!("label {i}"), format!("value {l} outside 1..10")));
+            return Err(DataError::entry(
+                yp,
+                format!("label {i}"),
+                format!("value {l} outside 1..10"),
+            ));
         }
         labels.push(l as u32 - 1);
     }
@@ -51,9 +63,16 @@ pub fn from_stl_bytes(xp: &Path, x: &[u8], yp: &Path, y: &[u8]) -> Result<Datase
 /// Reads `train` or `test` from `dir` or `dir/stl10_binary`.
 pub fn read_stl10_dir(dir: &Path, split: &str) -> Result<Dataset, DataError> {
     if split != "train" && split != "test" {
-        return Err(DataError::arg("split", format!("`{split}`: STL-10 has labelled `train` and `test`")));
+        return Err(DataError::arg(
+            "split",
+            format!("`{split}`: STL-10 has labelled `train` and `test`"),
+        ));
     }
-    let base = if dir.join(format!("{split}_X.bin")).is_file() { dir.to_path_buf() } else { dir.join("stl10_binary") };
+    let base = if dir.join(format!("{split}_X.bin")).is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("stl10_binary")
+    };
     let (xp, yp) = (base.join(format!("{split}_X.bin")), base.join(format!("{split}_y.bin")));
     from_stl_bytes(&xp, &read_file(&xp)?, &yp, &read_file(&yp)?)
 }
@@ -74,7 +93,10 @@ mod tests {
         assert_eq!(d.labels, vec![0, 9]);
         assert_eq!(d.image(1)[2 * SIDE * SIDE + 7 * SIDE + 5], 200);
         std::fs::write(dir.path().join("test_y.bin"), [1u8, 11]).unwrap();
-        assert!(read_stl10_dir(dir.path(), "test").unwrap_err().to_string().contains("label 1"));
+        assert!(read_stl10_dir(dir.path(), "test")
+            .unwrap_err()
+            .to_string()
+            .contains("label 1"));
         std::fs::write(dir.path().join("test_y.bin"), [1u8]).unwrap();
         assert!(read_stl10_dir(dir.path(), "test").is_err());
     }

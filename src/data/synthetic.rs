@@ -26,7 +26,9 @@ use super::Dataset;
 use crate::engine::rng;
 
 /// Class names of the shapes set.
-pub const SHAPE_CLASSES: &[&str] = &["disk", "square", "triangle", "plus", "ring", "bars", "x-cross", "L", "dots", "frame"];
+pub const SHAPE_CLASSES: &[&str] = &[
+    "disk", "square", "triangle", "plus", "ring", "bars", "x-cross", "L", "dots", "frame",
+];
 
 const SIDE: usize = 32;
 
@@ -81,13 +83,27 @@ fn render(cfg: &SyntheticConfig, index: usize, class: u32, out: &mut [u8]) {
     let mut r = rng::stream(cfg.seed, &format!("synthetic/{}", cfg.split), index as u64);
     let shifted = r.gen::<f32>() < cfg.shift;
     let (fg_v, bg_v, scale, noise) = if shifted {
-        (r.gen_range(0.05..0.35), r.gen_range(0.6..1.0), r.gen_range(7.0..10.0), 20.0)
+        (
+            r.gen_range(0.05..0.35),
+            r.gen_range(0.6..1.0),
+            r.gen_range(7.0..10.0),
+            20.0,
+        )
     } else {
-        (r.gen_range(0.6..1.0), r.gen_range(0.0..0.3), r.gen_range(9.0..13.0), 6.0)
+        (
+            r.gen_range(0.6..1.0),
+            r.gen_range(0.0..0.3),
+            r.gen_range(9.0..13.0),
+            6.0,
+        )
     };
     let fg = hsv(r.gen(), r.gen_range(0.3..1.0), fg_v);
     let bg1 = hsv(r.gen(), r.gen_range(0.0..0.8), bg_v);
-    let bg2 = hsv(r.gen(), r.gen_range(0.0..0.8), (bg_v + r.gen_range(-0.15..0.15)).clamp(0.0, 1.0));
+    let bg2 = hsv(
+        r.gen(),
+        r.gen_range(0.0..0.8),
+        (bg_v + r.gen_range(-0.15..0.15)).clamp(0.0, 1.0),
+    );
     let theta: f32 = r.gen_range(-20f32..20.0).to_radians();
     let (cx, cy) = (16.0 + r.gen_range(-4.0..4.0), 16.0 + r.gen_range(-4.0..4.0));
     let (gdx, gdy): (f32, f32) = (r.gen_range(-1.0..1.0), r.gen_range(-1.0..1.0));
@@ -130,20 +146,39 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
     let per = 3 * SIDE * SIDE;
     let labels: Vec<u32> = (0..cfg.count).map(|i| (i % 10) as u32).collect();
     let mut images = vec![0u8; cfg.count * per];
-    images.par_chunks_mut(per).enumerate().for_each(|(i, out)| render(cfg, i, labels[i], out));
-    let name = format!("synthetic:shapes,shift={},n={},seed={}:{}", cfg.shift, cfg.count, cfg.seed, cfg.split);
-    Dataset::new(name, images, labels, [3, SIDE, SIDE], SHAPE_CLASSES.iter().map(|s| s.to_string()).collect())
+    images
+        .par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(i, out)| render(cfg, i, labels[i], out));
+    let name = format!(
+        "synthetic:shapes,shift={},n={},seed={}:{}",
+        cfg.shift, cfg.count, cfg.seed, cfg.split
+    );
+    Dataset::new(
+        name,
+        images,
+        labels,
+        [3, SIDE, SIDE],
+        SHAPE_CLASSES.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 /// Builds from a spec NAME (`shapes`/`shapes-shift` + options) and split.
 pub fn from_spec(name: &str, split: &str) -> Result<Dataset, DataError> {
-    let bad = |reason: String| DataError::Spec { spec: format!("synthetic:{name}:{split}"), reason };
+    let bad = |reason: String| DataError::Spec {
+        spec: format!("synthetic:{name}:{split}"),
+        reason,
+    };
     let mut parts = name.split(',');
     let base = parts.next().unwrap_or("");
     let mut shift = match base {
         "shapes" => 0.0,
         "shapes-shift" => 1.0,
-        other => return Err(bad(format!("unknown synthetic set `{other}` (known: shapes, shapes-shift)"))),
+        other => {
+            return Err(bad(format!(
+                "unknown synthetic set `{other}` (known: shapes, shapes-shift)"
+            )))
+        }
     };
     let mut count = match split {
         "train" => 5000,
@@ -152,7 +187,9 @@ pub fn from_spec(name: &str, split: &str) -> Result<Dataset, DataError> {
     };
     let mut seed = 0u64;
     for opt in parts {
-        let (k, v) = opt.split_once('=').ok_or_else(|| bad(format!("option `{opt}` is not KEY=VALUE")))?;
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| bad(format!("option `{opt}` is not KEY=VALUE")))?;
         let num = || bad(format!("option `{k}`: `{v}` is not a number"));
         match k {
             "n" => count = v.parse().map_err(|_| num())?,
@@ -161,7 +198,12 @@ pub fn from_spec(name: &str, split: &str) -> Result<Dataset, DataError> {
             _ => return Err(bad(format!("unknown option `{k}` (known: n, seed, shift)"))),
         }
     }
-    generate(&SyntheticConfig { count, seed, shift, split: split.to_string() })
+    generate(&SyntheticConfig {
+        count,
+        seed,
+        shift,
+        split: split.to_string(),
+    })
 }
 
 #[cfg(test)]

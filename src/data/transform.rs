@@ -54,17 +54,27 @@ pub fn to_common(ds: Dataset) -> Result<Dataset, DataError> {
         return Ok(ds);
     }
     if c != 1 && c != 3 {
-        return Err(DataError::format(&ds.name, format!("{c} channels: only gray (1) and RGB (3) are supported")));
+        return Err(DataError::format(
+            &ds.name,
+            format!("{c} channels: only gray (1) and RGB (3) are supported"),
+        ));
     }
     if h == 0 || w == 0 {
         return Err(DataError::format(&ds.name, format!("empty image size {h}×{w}")));
     }
     let per = c * h * w;
     let mut images = vec![0u8; ds.len() * 3 * SIDE * SIDE];
-    images.par_chunks_mut(3 * SIDE * SIDE).zip(ds.images.par_chunks(per)).for_each(|(dst, src)| {
-        dst.copy_from_slice(&image_to_common(src, ds.shape));
-    });
-    Ok(Dataset { images, shape: [3, SIDE, SIDE], ..ds })
+    images
+        .par_chunks_mut(3 * SIDE * SIDE)
+        .zip(ds.images.par_chunks(per))
+        .for_each(|(dst, src)| {
+            dst.copy_from_slice(&image_to_common(src, ds.shape));
+        });
+    Ok(Dataset {
+        images,
+        shape: [3, SIDE, SIDE],
+        ..ds
+    })
 }
 
 #[cfg(test)]
@@ -79,7 +89,10 @@ mod tests {
         assert_eq!(out[2 * 32 + 2], gray[0]);
         assert_eq!(out[1024 + 2 * 32 + 2], gray[0]);
         assert_eq!(out[2048 + 29 * 32 + 29], gray[27 * 28 + 27]);
-        assert_eq!(out.iter().map(|&v| v as u64).sum::<u64>(), 3 * gray.iter().map(|&v| v as u64).sum::<u64>());
+        assert_eq!(
+            out.iter().map(|&v| v as u64).sum::<u64>(),
+            3 * gray.iter().map(|&v| v as u64).sum::<u64>()
+        );
         let mut big = vec![0u8; 3 * 96 * 96];
         big[0] = 90; // block (0,0) of channel 0 averages 90/9 = 10
         big[2 * 96 * 96 + 95 * 96 + 95] = 255;

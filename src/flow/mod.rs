@@ -19,8 +19,6 @@ pub mod source;
 pub mod train;
 pub mod velocity;
 
-
-
 pub use solve::Solver;
 
 pub use velocity::{VelocityConfig, VelocityField, VelocityMlp};

@@ -103,7 +103,10 @@ pub fn predictions(logits: &[f32], classes: usize) -> Vec<u32> {
         .map(|r| {
             r.iter()
                 .enumerate()
-                .fold((0usize, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                .fold(
+                    (0usize, f32::NEG_INFINITY),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                )
                 .0 as u32
         })
         .collect()
@@ -182,7 +185,10 @@ impl<'a> ClassifierReward<'a> {
                 spec.layout().dim()
             )));
         }
-        if let ClassifierObjective::Cdc { p_labels, q, q_labels, .. } = &objective {
+        if let ClassifierObjective::Cdc {
+            p_labels, q, q_labels, ..
+        } = &objective
+        {
             if p_labels.len() != data.len() || q_labels.len() != q.len() || q.is_empty() {
                 return Err(TuneError::Reward(format!(
                     "CDC reward: {} P labels for {} images, {} Q labels for {} images",

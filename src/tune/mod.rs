@@ -16,6 +16,7 @@ pub mod adjoint;
 pub mod baseline;
 pub mod classify;
 pub mod field;
+pub mod flow_field;
 pub mod gaussian;
 pub mod plot;
 pub mod reward;

@@ -11,7 +11,9 @@ pub fn gaussian_kernel(sigma: f32, truncate: f32) -> Vec<f32> {
         return vec![1.0];
     }
     let rad = (truncate * sigma + 0.5) as i32;
-    let k: Vec<f32> = (-rad..=rad).map(|x| (-(x * x) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-rad..=rad)
+        .map(|x| (-(x * x) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f32 = k.iter().sum();
     k.into_iter().map(|v| v / s).collect()
 }
@@ -22,13 +24,21 @@ pub fn separable(p: &[f32], h: usize, w: usize, k: &[f32], border: fn(i64, usize
     let mut tmp = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            tmp[y * w + x] = k.iter().enumerate().map(|(j, &kv)| kv * p[y * w + border(x as i64 + j as i64 - r, w)]).sum();
+            tmp[y * w + x] = k
+                .iter()
+                .enumerate()
+                .map(|(j, &kv)| kv * p[y * w + border(x as i64 + j as i64 - r, w)])
+                .sum();
         }
     }
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] = k.iter().enumerate().map(|(j, &kv)| kv * tmp[border(y as i64 + j as i64 - r, h) * w + x]).sum();
+            out[y * w + x] = k
+                .iter()
+                .enumerate()
+                .map(|(j, &kv)| kv * tmp[border(y as i64 + j as i64 - r, h) * w + x])
+                .sum();
         }
     }
     out
@@ -63,7 +73,10 @@ pub fn disk_kernel(radius: f32, alias: f32) -> Vec<f32> {
     let s: f32 = d.iter().sum();
     d.iter_mut().for_each(|v| *v /= s);
     let g = {
-        let k: Vec<f32> = [-1.0f32, 0.0, 1.0].iter().map(|x| (-(x * x) / (2.0 * alias * alias)).exp()).collect();
+        let k: Vec<f32> = [-1.0f32, 0.0, 1.0]
+            .iter()
+            .map(|x| (-(x * x) / (2.0 * alias * alias)).exp())
+            .collect();
         let s: f32 = k.iter().sum();
         k.into_iter().map(|v| v / s).collect::<Vec<_>>()
     };
@@ -74,8 +87,10 @@ pub fn defocus(img: &mut Planes, radius: f32, alias: f32) {
     let k = disk_kernel(radius, alias);
     let (h, w) = (img.h, img.w);
     // keep only the nonzero support of the 17×17 kernel
-    let taps: Vec<(i64, i64, f32)> =
-        (0..17 * 17).filter(|&i| k[i] > 1e-7).map(|i| ((i % 17) as i64 - 8, (i / 17) as i64 - 8, k[i])).collect();
+    let taps: Vec<(i64, i64, f32)> = (0..17 * 17)
+        .filter(|&i| k[i] > 1e-7)
+        .map(|i| ((i % 17) as i64 - 8, (i / 17) as i64 - 8, k[i]))
+        .collect();
     for c in 0..3 {
         let p = img.plane(c).to_vec();
         for y in 0..h {

@@ -97,7 +97,13 @@ mod tests {
 
     #[test]
     fn hsv_roundtrip() {
-        for rgb in [[0.2, 0.5, 0.9], [1.0, 0.0, 0.0], [0.3, 0.3, 0.3], [0.9, 0.8, 0.1], [0.0, 0.0, 0.0]] {
+        for rgb in [
+            [0.2, 0.5, 0.9],
+            [1.0, 0.0, 0.0],
+            [0.3, 0.3, 0.3],
+            [0.9, 0.8, 0.1],
+            [0.0, 0.0, 0.0],
+        ] {
             let back = hsv_to_rgb(rgb_to_hsv(rgb));
             for c in 0..3 {
                 assert!((back[c] - rgb[c]).abs() < 1e-5, "{rgb:?} -> {back:?}");

@@ -32,7 +32,8 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, x: f32, y: f32, border: fn(i6
     let (fx, fy) = (x - x0, y - y0);
     let (x0, y0) = (x0 as i64, y0 as i64);
     let at = |yy: i64, xx: i64| plane[border(yy, h) * w + border(xx, w)];
-    (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+    (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+        + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
 }
 
 /// Resamples every channel by the inverse map `src(x, y)` of output pixel centres.
@@ -72,7 +73,10 @@ fn box_resize(p: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
     let mut out = vec![0.0; oh * ow];
     for (oy, ry) in wy.iter().enumerate() {
         for (ox, rx) in wx.iter().enumerate() {
-            out[oy * ow + ox] = ry.iter().map(|&(y, a)| rx.iter().map(|&(x, b)| a * b * p[y * w + x]).sum::<f32>()).sum();
+            out[oy * ow + ox] = ry
+                .iter()
+                .map(|&(y, a)| rx.iter().map(|&(x, b)| a * b * p[y * w + x]).sum::<f32>())
+                .sum();
         }
     }
     out
@@ -94,7 +98,11 @@ fn affine_from_points(p: [[f32; 2]; 3], q: [[f32; 2]; 3]) -> Option<[[f32; 3]; 2
         a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
             + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
     };
-    let a = [[p[0][0], p[0][1], 1.0], [p[1][0], p[1][1], 1.0], [p[2][0], p[2][1], 1.0]];
+    let a = [
+        [p[0][0], p[0][1], 1.0],
+        [p[1][0], p[1][1], 1.0],
+        [p[2][0], p[2][1], 1.0],
+    ];
     let d = det(a);
     if d.abs() < 1e-9 {
         return None;
@@ -118,7 +126,10 @@ fn invert_affine(m: [[f32; 3]; 2]) -> Option<[[f32; 3]; 2]> {
         return None;
     }
     let (a, b, c, e) = (m[1][1] / d, -m[0][1] / d, -m[1][0] / d, m[0][0] / d);
-    Some([[a, b, -(a * m[0][2] + b * m[1][2])], [c, e, -(c * m[0][2] + e * m[1][2])]])
+    Some([
+        [a, b, -(a * m[0][2] + b * m[1][2])],
+        [c, e, -(c * m[0][2] + e * m[1][2])],
+    ])
 }
 
 /// `make_cifar_c.elastic_transform` with `(alpha, sigma, affine)` as fractions of the size.
@@ -132,19 +143,40 @@ pub fn elastic(img: &mut Planes, (alpha, sigma, affine): (f32, f32, f32), r: &mu
     let mut q = p;
     for pt in &mut q {
         for v in pt.iter_mut() {
-            *v += if affine > 0.0 { r.gen_range(-affine..affine) } else { 0.0 };
+            *v += if affine > 0.0 {
+                r.gen_range(-affine..affine)
+            } else {
+                0.0
+            };
         }
     }
     if let Some(inv) = affine_from_points(p, q).and_then(invert_affine) {
-        warp(img, |x, y| (inv[0][0] * x + inv[0][1] * y + inv[0][2], inv[1][0] * x + inv[1][1] * y + inv[1][2]), reflect101);
+        warp(
+            img,
+            |x, y| {
+                (
+                    inv[0][0] * x + inv[0][1] * y + inv[0][2],
+                    inv[1][0] * x + inv[1][1] * y + inv[1][2],
+                )
+            },
+            reflect101,
+        );
     }
     let field = |r: &mut Rng| -> Vec<f32> {
         let u: Vec<f32> = (0..h * w).map(|_| r.gen_range(-1.0f32..1.0)).collect();
-        let s = if sigma > 0.0 { separable(&u, h, w, &gaussian_kernel(sigma, 3.0), reflect) } else { u };
+        let s = if sigma > 0.0 {
+            separable(&u, h, w, &gaussian_kernel(sigma, 3.0), reflect)
+        } else {
+            u
+        };
         s.into_iter().map(|v| v * alpha).collect()
     };
     let (dx, dy) = (field(r), field(r));
-    warp(img, |x, y| (x + dx[y as usize * w + x as usize], y + dy[y as usize * w + x as usize]), reflect);
+    warp(
+        img,
+        |x, y| (x + dx[y as usize * w + x as usize], y + dy[y as usize * w + x as usize]),
+        reflect,
+    );
 }
 
 /// Rotation by an angle of `deg` degrees with a random sign, about the image centre.
@@ -152,7 +184,11 @@ pub fn rotate(img: &mut Planes, deg: f32, r: &mut Rng) {
     let th = if r.gen::<bool>() { deg } else { -deg }.to_radians();
     let (cs, sn) = (th.cos(), th.sin());
     let (cx, cy) = ((img.w as f32 - 1.0) / 2.0, (img.h as f32 - 1.0) / 2.0);
-    warp(img, |x, y| (cs * (x - cx) + sn * (y - cy) + cx, -sn * (x - cx) + cs * (y - cy) + cy), reflect);
+    warp(
+        img,
+        |x, y| (cs * (x - cx) + sn * (y - cy) + cx, -sn * (x - cx) + cs * (y - cy) + cy),
+        reflect,
+    );
 }
 
 /// Translation by `d` pixels in a uniformly random direction.
@@ -168,8 +204,14 @@ mod tests {
 
     #[test]
     fn borders_and_affine() {
-        assert_eq!((0..7).map(|i| reflect101(i - 2, 3)).collect::<Vec<_>>(), vec![2, 1, 0, 1, 2, 1, 0]);
-        assert_eq!((0..7).map(|i| reflect(i - 2, 3)).collect::<Vec<_>>(), vec![1, 0, 0, 1, 2, 2, 1]);
+        assert_eq!(
+            (0..7).map(|i| reflect101(i - 2, 3)).collect::<Vec<_>>(),
+            vec![2, 1, 0, 1, 2, 1, 0]
+        );
+        assert_eq!(
+            (0..7).map(|i| reflect(i - 2, 3)).collect::<Vec<_>>(),
+            vec![1, 0, 0, 1, 2, 2, 1]
+        );
         let p = [[1.0, 2.0], [5.0, 1.0], [3.0, 7.0]];
         let q = p.map(|[x, y]| [2.0 * x - y + 3.0, x + 0.5 * y - 1.0]);
         let m = affine_from_points(p, q).unwrap();

@@ -64,7 +64,11 @@ impl Corruption {
 
     /// The spec name, e.g. `gaussian_noise`.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(c, _)| *c == self).map(|(_, n)| *n).unwrap_or("?")
+        Self::ALL
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
     }
 }
 
@@ -80,10 +84,14 @@ impl FromStr for Corruption {
             other => other,
         }
         .to_string();
-        Self::ALL.iter().find(|(_, n)| *n == norm).map(|(c, _)| *c).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
-            format!("unknown corruption `{s}` (known: {})", names.join(", "))
-        })
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == norm)
+            .map(|(c, _)| *c)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+                format!("unknown corruption `{s}` (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -96,7 +104,11 @@ pub struct Planes {
 
 impl Planes {
     fn from_u8(px: &[u8], h: usize, w: usize) -> Self {
-        Planes { h, w, data: px.iter().map(|&v| v as f32 / 255.0).collect() }
+        Planes {
+            h,
+            w,
+            data: px.iter().map(|&v| v as f32 / 255.0).collect(),
+        }
     }
     fn to_u8(&self, out: &mut [u8]) {
         for (o, &v) in out.iter_mut().zip(&self.data) {
@@ -132,7 +144,13 @@ pub fn corrupt_image(img: &mut Planes, c: Corruption, severity: u8, r: &mut Rng)
         Corruption::JpegCompression => color::jpeg(img, [80, 65, 58, 50, 40][s]),
         Corruption::ElasticTransform => {
             // (alpha, sigma, affine) as fractions of the image size (CIFAR table)
-            let p = [(0.0, 0.0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][s];
+            let p = [
+                (0.0, 0.0, 0.08),
+                (0.05, 0.2, 0.07),
+                (0.08, 0.06, 0.06),
+                (0.1, 0.04, 0.05),
+                (0.1, 0.03, 0.03),
+            ][s];
             geometric::elastic(img, p, r)
         }
         Corruption::Fog => {
@@ -151,7 +169,10 @@ pub fn apply(ds: &Dataset, c: Corruption, severity: u8, seed: u64) -> Result<Dat
     }
     let [ch, h, w] = ds.shape;
     if ch != 3 {
-        return Err(DataError::arg("dataset", format!("{}: corruptions need 3 channels, got {ch}", ds.name)));
+        return Err(DataError::arg(
+            "dataset",
+            format!("{}: corruptions need 3 channels, got {ch}", ds.name),
+        ));
     }
     let per = ch * h * w;
     let stream = format!("corrupt/{}", c.name());
@@ -162,7 +183,11 @@ pub fn apply(ds: &Dataset, c: Corruption, severity: u8, seed: u64) -> Result<Dat
         corrupt_image(&mut img, c, severity, &mut r);
         img.to_u8(px);
     });
-    Ok(Dataset { images, name: format!("{}@{}:{severity}", ds.name, c.name()), ..ds.clone() })
+    Ok(Dataset {
+        images,
+        name: format!("{}@{}:{severity}", ds.name, c.name()),
+        ..ds.clone()
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +196,12 @@ mod tests {
     use crate::data::synthetic;
 
     fn mad(a: &Dataset, b: &Dataset) -> f64 {
-        a.images.iter().zip(&b.images).map(|(&x, &y)| (x as f64 - y as f64).abs()).sum::<f64>() / a.images.len() as f64
+        a.images
+            .iter()
+            .zip(&b.images)
+            .map(|(&x, &y)| (x as f64 - y as f64).abs())
+            .sum::<f64>()
+            / a.images.len() as f64
     }
 
     #[test]
@@ -180,8 +210,15 @@ mod tests {
         for (c, name) in Corruption::ALL {
             assert_eq!(name.parse::<Corruption>().unwrap(), c);
             let a = apply(&ds, c, 3, 1).unwrap();
-            assert_eq!(a.images, apply(&ds, c, 3, 1).unwrap().images, "{name} not deterministic");
-            let (d1, d5) = (mad(&ds, &apply(&ds, c, 1, 1).unwrap()), mad(&ds, &apply(&ds, c, 5, 1).unwrap()));
+            assert_eq!(
+                a.images,
+                apply(&ds, c, 3, 1).unwrap().images,
+                "{name} not deterministic"
+            );
+            let (d1, d5) = (
+                mad(&ds, &apply(&ds, c, 1, 1).unwrap()),
+                mad(&ds, &apply(&ds, c, 5, 1).unwrap()),
+            );
             assert!(d5 > 0.5, "{name}: severity 5 changes pixels by only {d5}");
             // saturate's table is not monotone (0.3, 0.1 desaturate; 1.5.. oversaturate)
             if c != Corruption::Saturate {
@@ -194,7 +231,11 @@ mod tests {
 
     #[test]
     fn gaussian_noise_has_the_published_spread() {
-        let mut img = Planes { h: 32, w: 32, data: vec![0.5; 3 * 1024] };
+        let mut img = Planes {
+            h: 32,
+            w: 32,
+            data: vec![0.5; 3 * 1024],
+        };
         let mut r = rng::stream(0, "t", 0);
         corrupt_image(&mut img, Corruption::GaussianNoise, 3, &mut r);
         let sd = (img.data.iter().map(|v| (v - 0.5).powi(2)).sum::<f32>() / img.data.len() as f32).sqrt();

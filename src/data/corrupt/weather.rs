@@ -26,16 +26,12 @@ pub fn plasma_fractal(size: usize, decay: f64, r: &mut Rng) -> Vec<f64> {
         for y in (0..n).step_by(step) {
             for x in (0..n).step_by(step) {
                 // top edge midpoint (y, x + half): left/right corners + centres above and below
-                let s = m[idx(y, x)]
-                    + m[idx(y, x + step)]
-                    + m[idx(y + half, x + half)]
-                    + m[idx(y + n - half, x + half)];
+                let s =
+                    m[idx(y, x)] + m[idx(y, x + step)] + m[idx(y + half, x + half)] + m[idx(y + n - half, x + half)];
                 m[idx(y, x + half)] = s / 4.0 + wibble * r.gen_range(-wibble..=wibble);
                 // left edge midpoint (y + half, x)
-                let s = m[idx(y, x)]
-                    + m[idx(y + step, x)]
-                    + m[idx(y + half, x + half)]
-                    + m[idx(y + half, x + n - half)];
+                let s =
+                    m[idx(y, x)] + m[idx(y + step, x)] + m[idx(y + half, x + half)] + m[idx(y + half, x + n - half)];
                 m[idx(y + half, x)] = s / 4.0 + wibble * r.gen_range(-wibble..=wibble);
             }
         }
@@ -44,7 +40,9 @@ pub fn plasma_fractal(size: usize, decay: f64, r: &mut Rng) -> Vec<f64> {
     }
     let min = m.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - min;
-    m.iter().map(|v| if max > 0.0 { (v - min) / max } else { 0.0 }).collect()
+    m.iter()
+        .map(|v| if max > 0.0 { (v - min) / max } else { 0.0 })
+        .collect()
 }
 
 pub fn fog(img: &mut Planes, amount: f32, decay: f64, r: &mut Rng) {
