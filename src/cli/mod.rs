@@ -1,8 +1,10 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod zoo;
 
 use clap::{Parser, Subcommand};
+
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -18,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(DemoArgs),
+    /// Model zoos: train, inspect, evaluate, export.
+    Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
 }
@@ -34,6 +38,7 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
+        Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
     }
 }

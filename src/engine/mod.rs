@@ -5,6 +5,7 @@
 //! rewards) and [`Input::PerModel`] (one batch per model: zoo training).
 
 pub mod gemm;
+pub mod layers;
 pub mod loss;
 pub mod optim;
 pub mod population;

@@ -1,8 +1,18 @@
 //! Population forward and backward over `W[K, D]` for any [`ArchSpec`].
-//! (Interface fixed; implementation in progress.)
+//!
+//! Each model runs on one thread over chunks of [`CHUNK`] samples, in sample order, so every
+//! reduction (weight gradients over samples, the loss) has a fixed order: results are bitwise
+//! identical for any thread count. With `threads > 1` models are spread over the rayon pool
+//! (the global one unless the caller installs another).
 
-use crate::engine::loss::Objective;
+use rayon::prelude::*;
+
+use crate::engine::layers::{self, nchw_to_nhwc, nhwc_to_nchw, Plan, Workspace};
+use crate::engine::loss::{Objective, SampleLoss};
 use crate::nets::{ArchSpec, NetError};
+
+/// Samples per chunk of one model's forward/backward (bounds the working memory).
+pub const CHUNK: usize = 32;
 
 /// Input images, NCHW f32 (already normalized).
 #[derive(Clone, Copy, Debug)]
@@ -41,8 +51,17 @@ pub struct Population<'a> {
     pub spec: &'a ArchSpec,
     pub weights: &'a [f32],
     pub models: usize,
-    /// Worker threads (≥ 1).
+    /// Worker threads (≥ 1); 1 runs everything on the calling thread.
     pub threads: usize,
+}
+
+/// What one model's task writes.
+struct ModelOut<'o> {
+    k: usize,
+    logits: &'o mut [f32],
+    dw: Option<&'o mut [f32]>,
+    dx: Option<&'o mut [f32]>,
+    loss: &'o mut f32,
 }
 
 impl<'a> Population<'a> {
@@ -60,8 +79,24 @@ impl<'a> Population<'a> {
 
     /// Logits `[K, N, classes]` for `n` samples (evaluation mode).
     pub fn logits(&self, input: Input<'_>, n: usize) -> Result<Vec<f32>, NetError> {
-        let _ = (input, n);
-        todo!("population forward")
+        let plan = Plan::new(self.spec)?;
+        self.check_input(&plan, input, n)?;
+        let mut logits = vec![0.0; self.models * n * plan.classes];
+        let mut loss = vec![0.0; self.models];
+        let outs: Vec<ModelOut> = logits
+            .chunks_mut((n * plan.classes).max(1))
+            .zip(loss.iter_mut())
+            .enumerate()
+            .map(|(k, (l, s))| ModelOut {
+                k,
+                logits: l,
+                dw: None,
+                dx: None,
+                loss: s,
+            })
+            .collect();
+        self.run(&plan, input, n, None, Mode::Eval, outs);
+        Ok(logits)
     }
 
     /// Loss per model, ∂L/∂W `[K, D]` (and ∂L/∂x when `want_dx`) for `n` samples.
@@ -73,7 +108,227 @@ impl<'a> Population<'a> {
         mode: Mode<'_>,
         want_dx: bool,
     ) -> Result<Gradients, NetError> {
-        let _ = (input, n, objective, mode, want_dx);
-        todo!("population backward")
+        let plan = Plan::new(self.spec)?;
+        self.check_input(&plan, input, n)?;
+        check_objective(objective, self.models, n, plan.classes)?;
+        if let Mode::Train { seeds } = mode {
+            if seeds.len() != self.models {
+                return Err(NetError::InputShape(format!(
+                    "dropout seeds: {} given for {} models",
+                    seeds.len(),
+                    self.models
+                )));
+            }
+        }
+        let (k_models, d, c) = (self.models, plan.dim, plan.classes);
+        let in_len = plan.sizes[0];
+        let mut out = Gradients {
+            loss: vec![0.0; k_models],
+            dw: vec![0.0; k_models * d],
+            dx: want_dx.then(|| vec![0.0; k_models * n * in_len]),
+            logits: vec![0.0; k_models * n * c],
+        };
+        let mut dx_parts: Vec<Option<&mut [f32]>> = match out.dx.as_mut() {
+            Some(v) => v.chunks_mut((n * in_len).max(1)).map(Some).collect(),
+            None => (0..k_models).map(|_| None).collect(),
+        };
+        dx_parts.resize_with(k_models, || None);
+        let outs: Vec<ModelOut> = out
+            .logits
+            .chunks_mut((n * c).max(1))
+            .zip(out.dw.chunks_mut(d.max(1)))
+            .zip(out.loss.iter_mut())
+            .zip(dx_parts)
+            .enumerate()
+            .map(|(k, (((l, dw), s), dx))| ModelOut {
+                k,
+                logits: l,
+                dw: Some(dw),
+                dx,
+                loss: s,
+            })
+            .collect();
+        self.run(&plan, input, n, Some(objective), mode, outs);
+        Ok(out)
+    }
+
+    fn check_input(&self, plan: &Plan, input: Input<'_>, n: usize) -> Result<(), NetError> {
+        let per = plan.sizes[0];
+        let (x, want, what) = match input {
+            Input::Shared(x) => (x, n * per, "shared input"),
+            Input::PerModel(x) => (x, self.models * n * per, "per-model input"),
+        };
+        if x.len() != want {
+            return Err(NetError::InputShape(format!(
+                "{what}: {} values given, expected {want} (N={n} × {:?}{})",
+                x.len(),
+                plan.input,
+                if matches!(input, Input::PerModel(_)) {
+                    format!(" × K={}", self.models)
+                } else {
+                    String::new()
+                }
+            )));
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(NetError::InputShape(format!(
+                "{what}: value {i} is {}, not finite",
+                x[i]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs every model's task (forward, and backward when `objective` is given).
+    fn run(
+        &self,
+        plan: &Plan,
+        input: Input<'_>,
+        n: usize,
+        objective: Option<&Objective<'_>>,
+        mode: Mode<'_>,
+        outs: Vec<ModelOut>,
+    ) {
+        // Shared input: convert to channel-last once for all models.
+        let shared_nhwc = match input {
+            Input::Shared(x) => {
+                let mut v = vec![0.0; x.len()];
+                nchw_to_nhwc(x, n, plan.input[0], plan.input[1] * plan.input[2], &mut v);
+                Some(v)
+            }
+            Input::PerModel(_) => None,
+        };
+        let task = |o: ModelOut| {
+            let mut ws = Workspace::default();
+            self.model_task(plan, input, shared_nhwc.as_deref(), n, objective, mode, o, &mut ws);
+        };
+        if self.threads <= 1 || self.models <= 1 {
+            outs.into_iter().for_each(task);
+        } else {
+            outs.into_par_iter().for_each(task);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn model_task(
+        &self,
+        plan: &Plan,
+        input: Input<'_>,
+        shared_nhwc: Option<&[f32]>,
+        n: usize,
+        objective: Option<&Objective<'_>>,
+        mode: Mode<'_>,
+        mut o: ModelOut,
+        ws: &mut Workspace,
+    ) {
+        let (d, c, per) = (plan.dim, plan.classes, plan.sizes[0]);
+        let k = o.k;
+        let mut w = vec![0.0; d];
+        plan.to_engine(&self.weights[k * d..(k + 1) * d], &mut w);
+        let mut dw_eng = vec![0.0; if o.dw.is_some() { d } else { 0 }];
+        let mut rngs = match mode {
+            Mode::Train { seeds } if objective.is_some() => Some(plan.dropout_rngs(seeds[k])),
+            _ => None,
+        };
+        ws.fit(plan, CHUNK.min(n.max(1)));
+        let mut dlogits = vec![0.0; CHUNK * c];
+        let mut dx_chunk = vec![0.0; if o.dx.is_some() { CHUNK * per } else { 0 }];
+        let mut loss = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let m = CHUNK.min(n - start);
+            match (input, shared_nhwc) {
+                (Input::Shared(_), Some(x)) => {
+                    ws.input_mut()[..m * per].copy_from_slice(&x[start * per..(start + m) * per]);
+                    // [m, H, W, C]
+                }
+                (Input::PerModel(x), _) | (Input::Shared(x), None) => {
+                    let src = &x[(k * n + start) * per..(k * n + start + m) * per]; // [m, C, H, W]
+                    nchw_to_nhwc(src, m, plan.input[0], plan.input[1] * plan.input[2], ws.input_mut());
+                }
+            }
+            layers::forward(plan, &w, ws, m, rngs.as_deref_mut());
+            o.logits[start * c..(start + m) * c].copy_from_slice(ws.logits(plan, m));
+            if let Some(obj) = objective {
+                let dl = &mut dlogits[..m * c];
+                loss += obj.apply(k, start, n, c, ws.logits(plan, m), dl) as f64;
+                let dxc = o.dx.is_some().then_some(&mut dx_chunk[..]);
+                layers::backward(plan, &w, ws, m, dl, &mut dw_eng, dxc);
+                if let Some(dx) = o.dx.as_deref_mut() {
+                    let dst = &mut dx[start * per..(start + m) * per];
+                    nhwc_to_nchw(
+                        &dx_chunk[..m * per],
+                        m,
+                        plan.input[0],
+                        plan.input[1] * plan.input[2],
+                        dst,
+                    );
+                }
+            }
+            start += m;
+        }
+        *o.loss = loss as f32;
+        if let Some(dw) = o.dw {
+            plan.from_engine(&dw_eng, dw);
+        }
+    }
+}
+
+/// Checks that the objective's arrays fit K models, N samples and C classes.
+pub fn check_objective(obj: &Objective<'_>, k: usize, n: usize, c: usize) -> Result<(), NetError> {
+    let len_ok = |len: usize, unit: usize| len == n * unit || len == k * n * unit;
+    let bad = |what: &str, len: usize, unit: usize| {
+        Err(NetError::InputShape(format!(
+            "{what}: {len} values, expected {} (shared) or {} (per model)",
+            n * unit,
+            k * n * unit
+        )))
+    };
+    let weights_ok = |w: Option<&[f32]>| -> Result<(), NetError> {
+        if let Some(w) = w {
+            if !len_ok(w.len(), 1) {
+                return bad("sample weights", w.len(), 1);
+            }
+            if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+                return Err(NetError::InputShape(format!(
+                    "sample weight {i} is {}, not finite",
+                    w[i]
+                )));
+            }
+        }
+        Ok(())
+    };
+    match *obj {
+        Objective::Classify { labels, kinds, weights } => {
+            if !len_ok(labels.len(), 1) {
+                return bad("labels", labels.len(), 1);
+            }
+            if let Some(i) = labels.iter().position(|&y| y as usize >= c) {
+                return Err(NetError::InputShape(format!(
+                    "label {i} is {}, but there are {c} classes",
+                    labels[i]
+                )));
+            }
+            if let Some(ks) = kinds {
+                if ks.len() != n {
+                    return Err(NetError::InputShape(format!(
+                        "loss kinds: {} values, expected N={n}",
+                        ks.len()
+                    )));
+                }
+                if c < 2 && ks.contains(&SampleLoss::Disagreement) {
+                    return Err(NetError::InputShape(
+                        "disagreement loss needs at least 2 classes".into(),
+                    ));
+                }
+            }
+            weights_ok(weights)
+        }
+        Objective::Mse { targets, weights } => {
+            if !len_ok(targets.len(), c) {
+                return bad("regression targets", targets.len(), c);
+            }
+            weights_ok(weights)
+        }
     }
 }

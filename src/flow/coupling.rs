@@ -37,10 +37,12 @@ pub fn assignment(cost: &[f64], n: usize) -> Vec<usize> {
         loop {
             used[j0] = true;
             let i0 = p[j0];
+            let row = &cost[(i0 - 1) * n..i0 * n];
+            let ui = u[i0];
             let (mut delta, mut j1) = (inf, 0usize);
             for j in 1..=n {
                 if !used[j] {
-                    let cur = cost[(i0 - 1) * n + (j - 1)] - u[i0] - v[j];
+                    let cur = row[j - 1] - ui - v[j];
                     if cur < minv[j] {
                         minv[j] = cur;
                         way[j] = j0;

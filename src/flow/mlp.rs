@@ -110,18 +110,7 @@ impl Mlp {
         for row in y.chunks_mut(nout) {
             row.copy_from_slice(b);
         }
-        sgemm(
-            batch,
-            nout,
-            nin,
-            a,
-            Trans::No,
-            w,
-            Trans::Yes,
-            &mut y,
-            true,
-            self.threads,
-        );
+        sgemm(batch, nout, nin, a, Trans::No, w, Trans::Yes, &mut y, true, self.threads);
         y
     }
 
@@ -153,8 +142,8 @@ impl Mlp {
         self.forward(params, x, batch).out
     }
 
-    /// Backward pass from `dout = ∂L/∂out [B, out]`: adds `∂L/∂params` into `dparams` when given,
-    /// returns `∂L/∂x [B, in]` when `want_dx`.
+    /// Backward pass from `dout = ∂L/∂out [B, out]`: writes `∂L/∂params` into `dparams` when
+    /// given (every value is overwritten), returns `∂L/∂x [B, in]` when `want_dx`.
     pub fn backward(
         &self,
         params: &[f32],
@@ -178,20 +167,10 @@ impl Mlp {
             if let Some(dp) = dparams.as_deref_mut() {
                 let we = &self.layout.entries[2 * l];
                 let be = &self.layout.entries[2 * l + 1];
-                // dW[out, in] += gᵀ[out, B] · a[B, in]
-                sgemm(
-                    nout,
-                    nin,
-                    batch,
-                    &g,
-                    Trans::Yes,
-                    a,
-                    Trans::No,
-                    &mut dp[we.range()],
-                    true,
-                    self.threads,
-                );
+                // dW[out, in] = gᵀ[out, B] · a[B, in]
+                sgemm(nout, nin, batch, &g, Trans::Yes, a, Trans::No, &mut dp[we.range()], false, self.threads);
                 let db = &mut dp[be.range()];
+                db.fill(0.0);
                 for row in g.chunks(nout) {
                     db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
                 }
@@ -202,18 +181,7 @@ impl Mlp {
             let (w, _) = self.wb(params, l);
             // da[B, in] = g[B, out] · W[out, in]
             let mut da = vec![0.0f32; batch * nin];
-            sgemm(
-                batch,
-                nin,
-                nout,
-                &g,
-                Trans::No,
-                w,
-                Trans::No,
-                &mut da,
-                false,
-                self.threads,
-            );
+            sgemm(batch, nin, nout, &g, Trans::No, w, Trans::No, &mut da, false, self.threads);
             if l == 0 {
                 return Some(da);
             }
@@ -272,11 +240,7 @@ mod tests {
                 pp[i] -= 2.0 * eps;
                 let lm = loss(&m, &pp, &x, &u, b);
                 let fd = (lp - lm) / (2.0 * eps as f64);
-                assert!(
-                    (fd - dp[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "param {i}: fd {fd} vs {}",
-                    dp[i]
-                );
+                assert!((fd - dp[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "param {i}: fd {fd} vs {}", dp[i]);
             }
             for i in 0..x.len() {
                 let mut xx = x.clone();
@@ -285,11 +249,7 @@ mod tests {
                 xx[i] -= 2.0 * eps;
                 let lm = loss(&m, &p, &xx, &u, b);
                 let fd = (lp - lm) / (2.0 * eps as f64);
-                assert!(
-                    (fd - dx[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "x {i}: fd {fd} vs {}",
-                    dx[i]
-                );
+                assert!((fd - dx[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "x {i}: fd {fd} vs {}", dx[i]);
             }
         }
     }

@@ -19,7 +19,13 @@ pub mod source;
 pub mod train;
 pub mod velocity;
 
+pub use model::{FlowConfig, MetaModel, TargetSpace};
+pub use sample::{sample, Samples};
 pub use solve::Solver;
+pub use train::{train, TargetGroup};
+
+
+
 
 pub use velocity::{VelocityConfig, VelocityField, VelocityMlp};
 

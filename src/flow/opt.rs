@@ -21,7 +21,7 @@ pub struct OptSettings {
     pub warmup: usize,
     /// Clip the gradient to this global L2 norm (≤ 0: off).
     pub clip_norm: f32,
-    /// EMA decay of the weights (0: EMA = current weights).
+    /// EMA decay of the weights (≤ 0: no EMA is kept; the final weights are the current ones).
     pub ema_decay: f32,
 }
 
@@ -30,7 +30,7 @@ pub struct OptSettings {
 pub struct TrainState {
     pub settings: OptSettings,
     chunks: Vec<Optimizer>,
-    /// EMA of the parameters.
+    /// EMA of the parameters (empty when the EMA is off).
     pub ema: Vec<f32>,
     /// Steps taken.
     pub step: usize,
@@ -53,7 +53,7 @@ impl TrainState {
         TrainState {
             settings,
             chunks,
-            ema: params.to_vec(),
+            ema: if settings.ema_decay > 0.0 { params.to_vec() } else { Vec::new() },
             step: 0,
         }
     }
@@ -80,12 +80,27 @@ impl TrainState {
             .zip(self.chunks.par_iter_mut())
             .for_each(|((p, g), o)| o.update_with_lr(p, g, lr));
         let d = s.ema_decay;
+        if d > 0.0 {
+            self.update_ema(params, d);
+        }
+        self.step += 1;
+        norm
+    }
+
+    /// The weights to keep after training: the EMA, or `params` when the EMA is off.
+    pub fn final_params(self, params: Vec<f32>) -> Vec<f32> {
+        if self.ema.is_empty() {
+            params
+        } else {
+            self.ema
+        }
+    }
+
+    fn update_ema(&mut self, params: &[f32], d: f32) {
         self.ema
             .par_chunks_mut(CHUNK)
             .zip(params.par_chunks(CHUNK))
             .for_each(|(e, p)| e.iter_mut().zip(p).for_each(|(e, &p)| *e = d * *e + (1.0 - d) * p));
-        self.step += 1;
-        norm
     }
 }
 

@@ -152,10 +152,14 @@ impl VelocityMlp {
     /// ∂L/∂c `[B, ctx_dim]`.
     pub fn backward(&self, cache: &MlpCache, dv: &[f32], want_params: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
         let mut dp = want_params.then(|| vec![0.0; self.params.len()]);
-        let dz = self
-            .mlp
-            .backward(&self.params, cache, dv, dp.as_deref_mut(), true)
-            .unwrap_or_default();
+        let (dx, dc) = self.backward_into(cache, dv, dp.as_deref_mut());
+        (dp, dx, dc)
+    }
+
+    /// Like [`Self::backward`], writing ∂L/∂params into a caller-owned buffer (overwritten) so a
+    /// training loop does not allocate D·width values per step. Returns (∂L/∂x, ∂L/∂c).
+    pub fn backward_into(&self, cache: &MlpCache, dv: &[f32], dparams: Option<&mut [f32]>) -> (Vec<f32>, Vec<f32>) {
+        let dz = self.mlp.backward(&self.params, cache, dv, dparams, true).unwrap_or_default();
         let c = &self.config;
         let (nin, off) = (c.input_dim(), c.dim + c.time_dim());
         let mut dx = Vec::with_capacity(cache.batch * c.dim);
@@ -164,7 +168,7 @@ impl VelocityMlp {
             dx.extend_from_slice(&row[..c.dim]);
             dc.extend_from_slice(&row[off..]);
         }
-        (dp, dx, dc)
+        (dx, dc)
     }
 
     /// ∂L/∂params and ∂L/∂c for a loss L whose gradient on v(x, t, c) is `dv [B, dim]`.

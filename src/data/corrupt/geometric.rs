@@ -1,4 +1,5 @@
-//! Geometric corruptions: pixelate (box down- and up-sampling, as PIL `Image.BOX`), elastic
+//! Geometric corruptions: pixelate (box down- and up-sampling, as PIL `Image.BOX`: whole input
+//! pixels whose centres fall in the output pixel's support, so up-sampling is nearest-neighbour), elastic
 //! transform (`make_cifar_c`: a random affine warp of three points by ±affine·size, then a smooth
 //! displacement field `gaussian(U(−1,1), sigma·size)·alpha·size`, bilinear sampling), rotation by
 //! ±degrees and translation by `d` pixels in a random direction (bilinear, reflect border).
@@ -58,11 +59,18 @@ fn box_resize(p: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
         (0..on)
             .map(|o| {
                 let centre = (o as f32 + 0.5) * scale;
+                // PIL's box filter weighs whole input pixels whose centre lies in [c − s, c + s)
                 let (lo, hi) = (centre - support, centre + support);
-                let mut ws: Vec<(usize, f32)> = (lo.floor().max(0.0) as usize..(hi.ceil() as usize).min(n))
-                    .map(|i| (i, ((i + 1) as f32).min(hi) - (i as f32).max(lo)))
-                    .filter(|&(_, wgt)| wgt > 0.0)
+                let mut ws: Vec<(usize, f32)> = (lo.floor().max(0.0) as usize..(hi.ceil() as usize + 1).min(n))
+                    .filter(|&i| {
+                        let ci = i as f32 + 0.5;
+                        ci >= lo && ci < hi
+                    })
+                    .map(|i| (i, 1.0))
                     .collect();
+                if ws.is_empty() {
+                    ws.push(((centre as usize).min(n - 1), 1.0));
+                }
                 let s: f32 = ws.iter().map(|w| w.1).sum();
                 ws.iter_mut().for_each(|w| w.1 /= s);
                 ws

@@ -220,8 +220,10 @@ mod tests {
                 mad(&ds, &apply(&ds, c, 5, 1).unwrap()),
             );
             assert!(d5 > 0.5, "{name}: severity 5 changes pixels by only {d5}");
-            // saturate's table is not monotone (0.3, 0.1 desaturate; 1.5.. oversaturate)
-            if c != Corruption::Saturate {
+            // not monotone in pixel change by design of the published tables: saturate (0.3, 0.1
+            // desaturate; 1.5.. oversaturate) and elastic (severity 1 is a large affine warp,
+            // 5 a small affine plus a rough displacement field)
+            if c != Corruption::Saturate && c != Corruption::ElasticTransform {
                 assert!(d5 > d1, "{name}: severity 5 ({d5}) not stronger than 1 ({d1})");
             }
         }
