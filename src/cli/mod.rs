@@ -5,6 +5,7 @@ pub mod zoo;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -24,6 +25,8 @@ pub enum Command {
     Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
