@@ -14,7 +14,7 @@ fn rows(x: &[f32], cols: usize, min_rows: usize, what: &str) -> Result<usize, Sh
     if cols == 0 {
         return Err(ShiftError::Invalid(format!("{what}: zero columns")));
     }
-    if x.len() % cols != 0 {
+    if !x.len().is_multiple_of(cols) {
         return Err(ShiftError::Shape(format!(
             "{what}: {} values are not a whole number of rows of {cols}",
             x.len()

@@ -3,9 +3,11 @@
 //! Every detector returns one [`DetectionResult`].
 
 pub mod baselines;
+pub mod detectron;
 pub mod result;
 pub mod stats;
 
+pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
 pub use result::DetectionResult;
 
 /// Errors of the shift tests.
@@ -23,4 +25,10 @@ pub enum ShiftError {
     /// An invalid parameter (significance level, sizes, ...).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// An architecture or weight problem from the engine.
+    #[error(transparent)]
+    Net(#[from] crate::nets::NetError),
+    /// A file that could not be read or written.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
 }

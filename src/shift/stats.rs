@@ -10,7 +10,8 @@ use super::ShiftError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KsMethod {
-    /// Exact when `max(n1, n2) ≤ 10,000` (as scipy's `method='auto'`), asymptotic otherwise.
+    /// Exact when `max(n1, n2) ≤ 10,000` (scipy's `method='auto'` rule) and `n1·n2 ≤ 10⁷` (our
+    /// exact computation costs O(n1·n2)), asymptotic otherwise.
     Auto,
     /// The exact null distribution (lattice paths of the pooled ordering), O(n1·n2).
     Exact,
@@ -20,6 +21,12 @@ pub enum KsMethod {
 
 /// Sizes up to which [`KsMethod::Auto`] computes the exact p-value (scipy's `MAX_AUTO_N`).
 pub const KS_MAX_EXACT_N: usize = 10_000;
+/// Largest `n1·n2` for which [`KsMethod::Auto`] computes the exact p-value.
+pub const KS_MAX_EXACT_CELLS: usize = 10_000_000;
+
+fn auto_is_exact(m: usize, n: usize) -> bool {
+    m.max(n) <= KS_MAX_EXACT_N && m.saturating_mul(n) <= KS_MAX_EXACT_CELLS
+}
 
 /// Result of a two-sample KS test.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,7 +89,7 @@ pub fn ks_2samp(a: &[f64], b: &[f64], method: KsMethod) -> Result<KsResult, Shif
     let (m, n) = (a.len(), b.len());
     let statistic = h as f64 / (m as f64 * n as f64);
     let method = match method {
-        KsMethod::Auto if m.max(n) <= KS_MAX_EXACT_N => KsMethod::Exact,
+        KsMethod::Auto if auto_is_exact(m, n) => KsMethod::Exact,
         KsMethod::Auto => KsMethod::Asymptotic,
         other => other,
     };
@@ -182,7 +189,7 @@ pub fn kolmogorov_sf(x: f64) -> f64 {
 /// (the critical value of the test); `None` when even D = 1 is not significant.
 pub fn ks_critical_value(m: usize, n: usize, alpha: f64, method: KsMethod) -> Option<f64> {
     let exact = match method {
-        KsMethod::Auto => m.max(n) <= KS_MAX_EXACT_N,
+        KsMethod::Auto => auto_is_exact(m, n),
         KsMethod::Exact => true,
         KsMethod::Asymptotic => false,
     };
@@ -442,6 +449,41 @@ pub fn tpr_at_alpha(negatives: &[f64], positives: &[f64], alpha: f64) -> Result<
     })
 }
 
+/// Fraction of `true` decisions (e.g. the false-positive rate over null tests) and its binomial
+/// standard error `√(r(1−r)/n)`.
+pub fn rejection_rate(decisions: &[bool]) -> Result<(f64, f64), ShiftError> {
+    if decisions.is_empty() {
+        return Err(ShiftError::Empty("decisions for a rejection rate".into()));
+    }
+    let n = decisions.len() as f64;
+    let r = decisions.iter().filter(|&&d| d).count() as f64 / n;
+    Ok((r, (r * (1.0 - r) / n).sqrt()))
+}
+
+/// Power and separability of a detector over seeds: scores of tests on null queries against
+/// scores on shifted queries (higher = more shifted).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DetectorSummary {
+    pub n_null: usize,
+    pub n_shift: usize,
+    /// TPR at α with its standard error (see [`tpr_at_alpha`]).
+    pub tpr: f64,
+    pub tpr_se: f64,
+    pub auroc: f64,
+}
+
+/// [`tpr_at_alpha`] and [`auroc`] of one detector in one grid cell.
+pub fn summarize(null_scores: &[f64], shift_scores: &[f64], alpha: f64) -> Result<DetectorSummary, ShiftError> {
+    let t = tpr_at_alpha(null_scores, shift_scores, alpha)?;
+    Ok(DetectorSummary {
+        n_null: null_scores.len(),
+        n_shift: shift_scores.len(),
+        tpr: t.tpr,
+        tpr_se: t.se,
+        auroc: auroc(null_scores, shift_scores)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +552,26 @@ mod tests {
         let r = ks_2samp(&A, &B, KsMethod::Asymptotic).unwrap();
         assert_eq!(r.method, KsMethod::Asymptotic);
         assert!(close(r.p_value, 0.2616219175242654, 1e-9), "{}", r.p_value);
+    }
+
+    /// Reference: `x=(np.arange(300)*0.618034)%1.0; y=((np.arange(200)*0.414214)%1.0)**1.3;
+    /// ks_2samp(x, y, method='exact')` → (0.10666666666666667, 0.12398372491604806).
+    #[test]
+    fn ks_exact_at_moderate_sizes_matches_scipy_and_auto_switches() {
+        let x: Vec<f64> = (0..300).map(|i| (i as f64 * 0.618034) % 1.0).collect();
+        let y: Vec<f64> = (0..200).map(|i| ((i as f64 * 0.414214) % 1.0).powf(1.3)).collect();
+        let r = ks_2samp(&x, &y, KsMethod::Auto).unwrap();
+        assert_eq!(r.method, KsMethod::Exact);
+        assert!(close(r.statistic, 0.10666666666666667, 1e-12), "{}", r.statistic);
+        assert!(close(r.p_value, 0.12398372491604806, 1e-8), "{}", r.p_value);
+        // The asymptotic value is near the exact one at these sizes.
+        let a = ks_2samp(&x, &y, KsMethod::Asymptotic).unwrap();
+        assert!((a.p_value - r.p_value).abs() < 0.02, "{} vs {}", a.p_value, r.p_value);
+        let big: Vec<f64> = (0..5000).map(|i| i as f64).collect();
+        assert_eq!(
+            ks_2samp(&big, &big, KsMethod::Auto).unwrap().method,
+            KsMethod::Asymptotic
+        );
     }
 
     #[test]
@@ -610,5 +672,10 @@ mod tests {
         assert_eq!(auroc(&[0.0, 0.1], &[0.5, 0.7]).unwrap(), 1.0);
         assert_eq!(auroc(&[0.3, 0.3], &[0.3]).unwrap(), 0.5);
         assert!(auroc(&[], &[1.0]).is_err());
+        let sm = summarize(&NEG, &POS, 0.1).unwrap();
+        assert_eq!((sm.tpr, sm.auroc, sm.n_null, sm.n_shift), (0.625, 0.825, 10, 8));
+        let (r, se) = rejection_rate(&[true, false, false, false]).unwrap();
+        assert!(close(r, 0.25, 1e-12) && close(se, (0.25f64 * 0.75 / 4.0).sqrt(), 1e-12));
+        assert!(rejection_rate(&[]).is_err());
     }
 }
