@@ -35,7 +35,7 @@ pub fn parse_records(
     labels: &mut Vec<u32>,
 ) -> Result<(), DataError> {
     let rec = label_bytes + PIXELS;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(DataError::format(
             path,
             format!(
@@ -162,7 +162,7 @@ mod tests {
         let mut test = Vec::new();
         for i in 0..3u8 {
             test.push(i * 3);
-            test.extend(std::iter::repeat(i).take(PIXELS));
+            test.extend(std::iter::repeat_n(i, PIXELS));
         }
         std::fs::write(dir.path().join("test_batch.bin"), &test).unwrap();
         let d = read_cifar10_dir(dir.path(), "test").unwrap();
@@ -185,7 +185,7 @@ mod tests {
         let mut c100 = Vec::new();
         for i in 0..2u8 {
             c100.extend([i + 1, 50 + i]);
-            c100.extend(std::iter::repeat(7).take(PIXELS));
+            c100.extend(std::iter::repeat_n(7, PIXELS));
         }
         std::fs::create_dir(dir.path().join("cifar-100-binary")).unwrap();
         std::fs::write(dir.path().join("cifar-100-binary/train.bin"), &c100).unwrap();

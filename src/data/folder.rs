@@ -1,7 +1,8 @@
 //! Image folders `ROOT/<split>/<class>/*.{png,jpg,jpeg}` read from a directory or straight from a
 //! `.tar.gz`/`.tgz`/`.tar` archive (any leading directories are allowed in the archive). Class
 //! names are the sorted class directory names (the torchvision `ImageFolder` convention). Images
-//! are decoded in parallel (rayon); all must have the same size.
+//! are decoded in parallel (rayon); all must have the same size. The split `all` reads every
+//! split together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -13,6 +14,9 @@ use super::error::DataError;
 use super::Dataset;
 
 const IMAGE_EXT: &[&str] = &["png", "jpg", "jpeg"];
+
+/// The split name that reads every split of the folder together (class names are the union).
+pub const ALL: &str = "all";
 
 fn is_image(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -49,6 +53,26 @@ pub fn read_folder(path: &Path, split: &str) -> Result<Dataset, DataError> {
 }
 
 fn collect_dir(root: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>), DataError> {
+    if split == ALL && !root.join(ALL).is_dir() {
+        let mut splits: Vec<PathBuf> = std::fs::read_dir(root)
+            .map_err(|e| DataError::io(root, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        splits.sort();
+        let (mut raws, mut classes) = (Vec::new(), BTreeSet::new());
+        for s in splits {
+            let name = s
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let (r, c) = collect_dir(root, &name)?;
+            raws.extend(r);
+            classes.extend(c);
+        }
+        return Ok((raws, classes));
+    }
     let sdir = root.join(split);
     if !sdir.is_dir() {
         let found: Vec<String> = std::fs::read_dir(root)
@@ -133,7 +157,7 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
                 splits.insert(sp.to_string());
             }
         }
-        if sp != split {
+        if sp != split && split != ALL {
             continue;
         }
         match file {
@@ -203,24 +227,27 @@ fn decode_all(path: &Path, split: &str, raws: Vec<Raw>, classes: BTreeSet<String
             reason: "no images".into(),
         });
     }
-    let decoded: Vec<(usize, usize, Vec<u8>)> = raws
-        .par_iter()
-        .map(|r| decode_rgb_chw(&r.bytes).map_err(|e| DataError::entry(path, &r.entry, e)))
-        .collect::<Result<_, _>>()?;
-    let (w0, h0) = (decoded[0].0, decoded[0].1);
-    let mut images = Vec::with_capacity(raws.len() * 3 * w0 * h0);
-    let mut labels = Vec::with_capacity(raws.len());
-    for (r, (w, h, px)) in raws.iter().zip(decoded) {
-        if (w, h) != (w0, h0) {
-            return Err(DataError::entry(
-                path,
-                &r.entry,
-                format!("image is {w}×{h}, the first image ({}) is {w0}×{h0}", raws[0].entry),
-            ));
-        }
-        images.extend_from_slice(&px);
-        labels.push(index[r.class.as_str()]);
-    }
+    // decode the first image for the size, then every image straight into its slot (peak memory
+    // ≈ the encoded bytes + the u8 images)
+    let (w0, h0, _) = decode_rgb_chw(&raws[0].bytes).map_err(|e| DataError::entry(path, &raws[0].entry, e))?;
+    let per = 3 * w0 * h0;
+    let mut images = vec![0u8; raws.len() * per];
+    images
+        .par_chunks_mut(per)
+        .zip(raws.par_iter())
+        .try_for_each(|(dst, r)| {
+            let (w, h, px) = decode_rgb_chw(&r.bytes).map_err(|e| DataError::entry(path, &r.entry, e))?;
+            if (w, h) != (w0, h0) {
+                return Err(DataError::entry(
+                    path,
+                    &r.entry,
+                    format!("image is {w}×{h}, the first image ({}) is {w0}×{h0}", raws[0].entry),
+                ));
+            }
+            dst.copy_from_slice(&px);
+            Ok(())
+        })?;
+    let labels = raws.iter().map(|r| index[r.class.as_str()]).collect();
     Dataset::new(
         format!("{}:{split}", path.display()),
         images,

@@ -17,7 +17,7 @@ const PER: usize = 3 * SIDE * SIDE;
 
 /// Parses STL-10 image and label buffers.
 pub fn from_stl_bytes(xp: &Path, x: &[u8], yp: &Path, y: &[u8]) -> Result<Dataset, DataError> {
-    if x.is_empty() || x.len() % PER != 0 {
+    if x.is_empty() || !x.len().is_multiple_of(PER) {
         return Err(DataError::format(
             xp,
             format!(

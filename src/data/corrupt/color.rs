@@ -43,8 +43,8 @@ fn map_hsv(img: &mut Planes, f: impl Fn([f32; 3]) -> [f32; 3]) {
     for p in 0..n {
         let rgb = [img.data[p], img.data[n + p], img.data[2 * n + p]].map(|v| v.clamp(0.0, 1.0));
         let out = hsv_to_rgb(f(rgb_to_hsv(rgb)));
-        for c in 0..3 {
-            img.data[c * n + p] = out[c];
+        for (c, &v) in out.iter().enumerate() {
+            img.data[c * n + p] = v;
         }
     }
 }
@@ -84,8 +84,8 @@ pub fn jpeg(img: &mut Planes, quality: u8) {
     if let Ok(dec) = image::load_from_memory_with_format(&buf, image::ImageFormat::Jpeg) {
         let dec = dec.to_rgb8();
         for (p, px) in dec.as_raw().chunks_exact(3).enumerate().take(n) {
-            for c in 0..3 {
-                img.data[c * n + p] = px[c] as f32 / 255.0;
+            for (c, &v) in px.iter().enumerate() {
+                img.data[c * n + p] = v as f32 / 255.0;
             }
         }
     }
