@@ -6,6 +6,7 @@ pub mod zoo;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod tune;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -27,6 +28,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+    /// Fine-tune a meta-model toward a reward (Adjoint Matching).
+    Tune(tune::TuneArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -44,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Tune(a) => tune::run(a),
     }
 }

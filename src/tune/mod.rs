@@ -18,6 +18,7 @@ pub mod classify;
 pub mod field;
 pub mod flow_field;
 pub mod gaussian;
+pub mod meta;
 pub mod plot;
 pub mod reward;
 pub mod sde;
