@@ -1,12 +1,15 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod detect;
+pub mod experiment;
 pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod tune;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -30,6 +33,12 @@ pub enum Command {
     Data(data::DataArgs),
     /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
     Flow(flow::FlowArgs),
+    /// Fine-tune a meta-model toward a reward (Adjoint Matching).
+    Tune(tune::TuneArgs),
+    /// Test one unlabeled query sample for a covariate shift.
+    Detect(detect::DetectArgs),
+    /// Experiment grids (shift detection over sizes, seeds and shifts).
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -48,5 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
         Command::Flow(a) => flow::run(a),
+        Command::Tune(a) => tune::run(a),
+        Command::Detect(a) => detect::run(a),
+        Command::Experiment(a) => experiment::run(a),
     }
 }

@@ -200,8 +200,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
                     r.eval_s
                 );
                 match &bar {
-                    Some(pb) => pb.println(line),
-                    None => eprintln!("{line}"),
+                    Some(pb) if !pb.is_hidden() => pb.println(line),
+                    _ => eprintln!("{line}"),
                 }
             }
         }

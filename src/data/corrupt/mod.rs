@@ -256,4 +256,40 @@ mod tests {
             assert!(s1[k] < 0.5 * s0[k]);
         }
     }
+
+    #[test]
+    fn published_parameters_show_in_simple_images() {
+        let gray = |v: f32| Planes { h: 32, w: 32, data: vec![v; 3 * 1024] };
+        let mut r = rng::stream(0, "t", 0);
+        // brightness 5: HSV value + 0.3
+        let mut img = gray(0.5);
+        corrupt_image(&mut img, Corruption::Brightness, 5, &mut r);
+        assert!(img.data.iter().all(|&v| (v - 0.8).abs() < 1e-5));
+        // impulse 5: 7% of the values become 0 or 1
+        let mut img = gray(0.5);
+        corrupt_image(&mut img, Corruption::ImpulseNoise, 5, &mut r);
+        let frac = img.data.iter().filter(|&&v| v != 0.5).count() as f32 / img.data.len() as f32;
+        assert!((frac - 0.07).abs() < 0.015, "impulse fraction {frac}");
+        // shot 5: Poisson(50·x)/50 has variance x/50
+        let mut img = gray(0.5);
+        corrupt_image(&mut img, Corruption::ShotNoise, 5, &mut r);
+        let var = img.data.iter().map(|v| (v - 0.5).powi(2)).sum::<f32>() / img.data.len() as f32;
+        assert!((var - 0.01).abs() < 0.002, "shot variance {var}");
+        // defocus 1: a disk of radius 0.3 is one pixel, smoothed by a 3×3 gaussian with σ = 0.4
+        let k = blur::disk_kernel(0.3, 0.4);
+        let g1 = 1.0 / (1.0 + 2.0 * (-1.0f32 / (2.0 * 0.16)).exp());
+        assert!((k.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!((k[8 * 17 + 8] - g1 * g1).abs() < 1e-5);
+        // pixelate 5 (32 → 20 → 32): every output row repeats an input row of the small image,
+        // so a vertical ramp has at most 20 distinct rows
+        let mut img = Planes { h: 32, w: 32, data: (0..3 * 1024).map(|i| ((i / 32) % 32) as f32 / 31.0).collect() };
+        corrupt_image(&mut img, Corruption::Pixelate, 5, &mut r);
+        let mut rows: Vec<u32> = (0..32).map(|y| (img.data[y * 32] * 1e4) as u32).collect();
+        rows.dedup();
+        assert!(rows.len() <= 20, "{} distinct rows", rows.len());
+        // gaussian blur keeps a constant image
+        let mut img = gray(0.3);
+        corrupt_image(&mut img, Corruption::GaussianBlur, 5, &mut r);
+        assert!(img.data.iter().all(|&v| (v - 0.3).abs() < 1e-5));
+    }
 }
