@@ -174,7 +174,7 @@ fn images(x: &[f32], spec: &ArchSpec, min: usize, what: &str) -> Result<usize, S
 }
 
 /// Logits `[K, n, C]` of K models on per-model inputs `[K, n, ...]`, in chunks of `chunk` samples.
-fn logits_chunked(pop: &Population<'_>, x: &[f32], n: usize, chunk: usize) -> Result<Vec<f32>, ShiftError> {
+pub(crate) fn logits_chunked(pop: &Population<'_>, x: &[f32], n: usize, chunk: usize) -> Result<Vec<f32>, ShiftError> {
     let (k, len, c) = (pop.models, pop.spec.input_len(), pop.spec.num_classes());
     let mut out = vec![0f32; k * n * c];
     let mut start = 0;
