@@ -28,9 +28,10 @@ pub struct ShiftArgs {
     /// In-distribution dataset spec: P, the null bank and the null queries come from it.
     #[arg(long)]
     pub source: String,
-    /// Shifted dataset specs, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub shifted: Vec<String>,
+    /// Shifted dataset specs, comma-separated (commas inside a spec's options, as in
+    /// `synthetic:shapes-shift,n=200:test`, stay with their spec).
+    #[arg(long, required = true)]
+    pub shifted: String,
     /// Query sizes |Q|.
     #[arg(long, value_delimiter = ',', default_value = "10,20,50")]
     pub sizes: Vec<usize>,
@@ -64,11 +65,12 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         .map(|m| m.parse::<Method>())
         .collect::<Result<Vec<_>, _>>()
         .context("--methods")?;
+    let shifted = split_specs(&a.shifted);
     let cfg = GridConfig {
         methods,
         sizes: a.sizes.clone(),
         seeds: a.seeds,
-        shifted: a.shifted.clone(),
+        shifted: shifted.clone(),
         alpha: a.opts.alpha,
         quiet: a.opts.quiet,
     };
@@ -77,7 +79,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     let (cells, computed) = run_grid(&setup, &cfg, &a.out).with_context(|| format!("grid into {}", a.out.display()))?;
     let rows = summarize_cells(&cells, cfg.alpha)?;
     let header = serde_json::json!({
-        "source": a.source, "shifted": a.shifted, "sizes": a.sizes, "seeds": a.seeds,
+        "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds,
         "methods": a.methods, "alpha": cfg.alpha, "setup": setup.key,
         "n_reference": a.opts.n_reference, "null_runs": a.opts.null_runs,
         "cells": cells.len(), "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64(),
@@ -98,4 +100,35 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Splits a comma-separated list of dataset specs: a piece starts a new spec only when it begins
+/// with `KIND:` (a name without `=` before the first colon); other pieces are options of the
+/// previous spec.
+pub fn split_specs(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in list.split(',') {
+        let starts_spec = piece.split_once(':').is_some_and(|(kind, _)| !kind.is_empty() && !kind.contains('='));
+        match out.last_mut() {
+            Some(last) if !starts_spec => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => out.push(piece.to_string()),
+        }
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spec_lists_keep_option_commas() {
+        assert_eq!(
+            super::split_specs("synthetic:shapes-shift,n=200,seed=6:test,mnist:d:test@gaussian_noise:3"),
+            vec!["synthetic:shapes-shift,n=200,seed=6:test", "mnist:d:test@gaussian_noise:3"]
+        );
+        assert_eq!(super::split_specs("a:b,c:d"), vec!["a:b", "c:d"]);
+    }
 }
