@@ -48,8 +48,25 @@ fn model(dir: &Path) -> String {
     let zoo = dir.join("zoo");
     let z = zoo.to_str().unwrap();
     ok(&[
-        "zoo", "train", "--data", REF, "--test", NULL, "--models", "2", "--epochs", "2", "--batch", "32", "--lr", "3e-3",
-        "--threads", "2", "--quiet", "--out", z,
+        "zoo",
+        "train",
+        "--data",
+        REF,
+        "--test",
+        NULL,
+        "--models",
+        "2",
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+        "--lr",
+        "3e-3",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        z,
     ]);
     let f = dir.join("f.safetensors");
     ok(&["zoo", "export", z, "--model", "0", "--out", f.to_str().unwrap()]);
@@ -58,8 +75,21 @@ fn model(dir: &Path) -> String {
 
 fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) -> Value {
     let mut args = vec![
-        "detect", "--method", method, model_flag, model, "--reference", REF, "--query", query, "--n-query", "20", "--seed",
-        seed, "--quiet", "--json",
+        "detect",
+        "--method",
+        method,
+        model_flag,
+        model,
+        "--reference",
+        REF,
+        "--query",
+        query,
+        "--n-query",
+        "20",
+        "--seed",
+        seed,
+        "--quiet",
+        "--json",
     ];
     args.extend_from_slice(&SMALL);
     let out = ok(&args);
@@ -67,7 +97,16 @@ fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) 
 }
 
 fn has_shape(v: &Value) {
-    for k in ["method", "statistic", "threshold", "p_value", "shift", "n_query", "seed", "wall_s"] {
+    for k in [
+        "method",
+        "statistic",
+        "threshold",
+        "p_value",
+        "shift",
+        "n_query",
+        "seed",
+        "wall_s",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     assert!(v["shift"].is_boolean(), "{v}");
@@ -113,14 +152,33 @@ fn detect_and_grid_on_synthetic_shift() {
     let zoo = dir.path().join("zoo");
     let meta = dir.path().join("meta");
     ok(&[
-        "flow", "train", "--zoo", zoo.to_str().unwrap(), "--out", meta.to_str().unwrap(), "--iterations", "10", "--width",
-        "32", "--quiet",
+        "flow",
+        "train",
+        "--zoo",
+        zoo.to_str().unwrap(),
+        "--out",
+        meta.to_str().unwrap(),
+        "--iterations",
+        "10",
+        "--width",
+        "32",
+        "--quiet",
     ]);
     let m = meta.to_str().unwrap();
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     let (okay, _, err) = run(&[
-        "detect", "--method", "meta-detectron", "--meta", m, "--reference", REF, "--query", NULL, "--n-query", "20",
+        "detect",
+        "--method",
+        "meta-detectron",
+        "--meta",
+        m,
+        "--reference",
+        REF,
+        "--query",
+        NULL,
+        "--n-query",
+        "20",
         "--quiet",
     ]);
     assert!(!okay && err.contains("not available"), "{err}");

@@ -87,7 +87,8 @@ impl TestOptions {
             mmd_permutations: self.permutations,
             quiet: self.quiet,
         };
-        Setup::new(&source, reference, cfg).with_context(|| format!("setting up the test against --reference {reference}"))
+        Setup::new(&source, reference, cfg)
+            .with_context(|| format!("setting up the test against --reference {reference}"))
     }
 }
 
@@ -131,7 +132,9 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
     let q = setup
         .query(&qds, a.n_query, None, a.seed)
         .with_context(|| format!("--query {} --n-query {:?}", a.query, a.n_query))?;
-    let results = setup.test(method, &q, a.seed).with_context(|| format!("--method {method}"))?;
+    let results = setup
+        .test(method, &q, a.seed)
+        .with_context(|| format!("--method {method}"))?;
     let pick = if method == Method::Detectron && a.statistic == "disagreement" {
         1
     } else {

@@ -108,7 +108,9 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
 pub fn split_specs(list: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for piece in list.split(',') {
-        let starts_spec = piece.split_once(':').is_some_and(|(kind, _)| !kind.is_empty() && !kind.contains('='));
+        let starts_spec = piece
+            .split_once(':')
+            .is_some_and(|(kind, _)| !kind.is_empty() && !kind.contains('='));
         match out.last_mut() {
             Some(last) if !starts_spec => {
                 last.push(',');
@@ -127,7 +129,10 @@ mod tests {
     fn spec_lists_keep_option_commas() {
         assert_eq!(
             super::split_specs("synthetic:shapes-shift,n=200,seed=6:test,mnist:d:test@gaussian_noise:3"),
-            vec!["synthetic:shapes-shift,n=200,seed=6:test", "mnist:d:test@gaussian_noise:3"]
+            vec![
+                "synthetic:shapes-shift,n=200,seed=6:test",
+                "mnist:d:test@gaussian_noise:3"
+            ]
         );
         assert_eq!(super::split_specs("a:b,c:d"), vec!["a:b", "c:d"]);
     }

@@ -105,7 +105,9 @@ fn io(path: &Path, e: std::io::Error) -> ShiftError {
 /// cells of this setup, plus how many were computed now.
 pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell>, usize), ShiftError> {
     if cfg.methods.is_empty() || cfg.sizes.is_empty() || cfg.seeds == 0 {
-        return Err(ShiftError::Invalid("the grid needs at least one method, size and seed".into()));
+        return Err(ShiftError::Invalid(
+            "the grid needs at least one method, size and seed".into(),
+        ));
     }
     if cfg.methods.contains(&Method::MetaDetectron) {
         return Err(ShiftError::Invalid(

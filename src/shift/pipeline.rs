@@ -296,7 +296,13 @@ impl Setup {
 
     /// `n` images of `ds` (all when None) drawn without replacement from `among` (all when
     /// None) with `stream(seed, "shift-query", 0)`, normalized with f's normalization.
-    pub fn query(&self, ds: &Dataset, n: Option<usize>, among: Option<&[usize]>, seed: u64) -> Result<Vec<f32>, ShiftError> {
+    pub fn query(
+        &self,
+        ds: &Dataset,
+        n: Option<usize>,
+        among: Option<&[usize]>,
+        seed: u64,
+    ) -> Result<Vec<f32>, ShiftError> {
         if ds.image_len() != self.spec.input_len() {
             return Err(ShiftError::Shape(format!(
                 "query {}: images of {:?} do not fit the model input {:?}",
@@ -391,7 +397,7 @@ impl Setup {
 /// f's softmax on `x [n, C, H, W]`, `[n, classes]`.
 fn softmax_of(base: &BaseModel<'_>, x: &[f32], threads: usize) -> Result<Vec<f32>, ShiftError> {
     let len = base.spec.input_len();
-    if len == 0 || x.is_empty() || x.len() % len != 0 {
+    if len == 0 || x.is_empty() || !x.len().is_multiple_of(len) {
         return Err(ShiftError::Shape(format!(
             "{} values are not a whole, non-empty number of {:?} images",
             x.len(),
@@ -407,7 +413,9 @@ fn softmax_of(base: &BaseModel<'_>, x: &[f32], threads: usize) -> Result<Vec<f32
         softmax(&z[i * c..(i + 1) * c], &mut out[i * c..(i + 1) * c]);
     }
     if let Some(v) = out.iter().find(|v| !v.is_finite()) {
-        return Err(ShiftError::NonFinite(format!("base model softmax is {v} (diverged weights?)")));
+        return Err(ShiftError::NonFinite(format!(
+            "base model softmax is {v} (diverged weights?)"
+        )));
     }
     Ok(out)
 }
