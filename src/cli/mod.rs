@@ -2,12 +2,15 @@
 
 pub mod data;
 pub mod demo;
+pub mod detect;
+pub mod experiment;
 pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod tune;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -32,6 +35,14 @@ pub enum Command {
     Data(data::DataArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
+    Flow(flow::FlowArgs),
+    /// Fine-tune a meta-model toward a reward (Adjoint Matching).
+    Tune(tune::TuneArgs),
+    /// Test one unlabeled query sample for a covariate shift.
+    Detect(detect::DetectArgs),
+    /// Experiment grids (shift detection over sizes, seeds and shifts).
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -56,5 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Flow(a) => flow::run(a),
+        Command::Tune(a) => tune::run(a),
+        Command::Detect(a) => detect::run(a),
+        Command::Experiment(a) => experiment::run(a),
     }
 }

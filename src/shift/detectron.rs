@@ -174,7 +174,7 @@ fn images(x: &[f32], spec: &ArchSpec, min: usize, what: &str) -> Result<usize, S
 }
 
 /// Logits `[K, n, C]` of K models on per-model inputs `[K, n, ...]`, in chunks of `chunk` samples.
-fn logits_chunked(pop: &Population<'_>, x: &[f32], n: usize, chunk: usize) -> Result<Vec<f32>, ShiftError> {
+pub(crate) fn logits_chunked(pop: &Population<'_>, x: &[f32], n: usize, chunk: usize) -> Result<Vec<f32>, ShiftError> {
     let (k, len, c) = (pop.models, pop.spec.input_len(), pop.spec.num_classes());
     let mut out = vec![0f32; k * n * c];
     let mut start = 0;
@@ -601,6 +601,34 @@ pub fn decide(run: &DetectronRun, bank: &NullBank, alpha: f64) -> Result<[Detect
             .with("null_runs", bank.runs.len())
     };
     Ok([common(dis), common(ent)])
+}
+
+/// One Detectron test of the query set `q` against `bank`: runs the procedure with `seed`, then
+/// [`decide`]s both statistics; `extra.wall_s` holds the seconds the procedure took.
+pub fn detectron_test(
+    base: &BaseModel<'_>,
+    p: &[f32],
+    q: &[f32],
+    seed: u64,
+    bank: &NullBank,
+    cfg: &DetectronConfig,
+    quiet: bool,
+) -> Result<[DetectionResult; 2], ShiftError> {
+    if !bank.config.same_procedure(cfg) {
+        return Err(ShiftError::Invalid(
+            "the null bank was computed with a different Detectron configuration".into(),
+        ));
+    }
+    if bank.base_model != base.fingerprint() {
+        return Err(ShiftError::Invalid(
+            "the null bank belongs to a different base model".into(),
+        ));
+    }
+    let start = std::time::Instant::now();
+    let run = run_detectron(base, p, &[q], &[seed], cfg, quiet)?.remove(0);
+    let wall = start.elapsed().as_secs_f64();
+    let [a, b] = decide(&run, bank, cfg.alpha)?;
+    Ok([a.with("wall_s", wall), b.with("wall_s", wall)])
 }
 
 #[cfg(test)]

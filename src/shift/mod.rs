@@ -4,10 +4,13 @@
 
 pub mod baselines;
 pub mod detectron;
+pub mod experiment;
+pub mod pipeline;
 pub mod result;
 pub mod stats;
 
-pub use detectron::{decide, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use pipeline::{Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;
 
 /// Errors of the shift tests.
@@ -31,4 +34,13 @@ pub enum ShiftError {
     /// A file that could not be read or written.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// A dataset that could not be loaded.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A meta-model that could not be loaded or sampled.
+    #[error(transparent)]
+    Flow(#[from] crate::flow::FlowError),
+    /// A zoo or model file that could not be read.
+    #[error(transparent)]
+    Zoo(#[from] crate::zoo::ZooError),
 }

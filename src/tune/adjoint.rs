@@ -45,6 +45,10 @@ pub struct AmConfig {
     pub clip_quantile: f32,
     /// EMA factor of the clipping threshold.
     pub clip_ema: f32,
+    /// Weight the squared residual of coordinate c by β_c² (the loss measured in the flow's own
+    /// coordinates, so that coordinates with a tiny source scale do not dominate). The
+    /// per-coordinate minimizer is unchanged; with identity whitening this is a no-op.
+    pub flow_units_loss: bool,
     /// Run seed.
     pub seed: u64,
 }
@@ -60,6 +64,7 @@ impl Default for AmConfig {
             lr: 1e-4,
             clip_quantile: 0.9,
             clip_ema: 0.9,
+            flow_units_loss: true,
             seed: 0,
         }
     }
@@ -201,7 +206,13 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
 
     /// The lean adjoint a(t_k) for the steps `want` (ascending), from a(1) = `a1` (whitened),
     /// integrated backward along `traj` with the base field. Returns `[|want|][B·dim]`.
-    pub fn lean_adjoint(&self, traj: &[Vec<f32>], ctx: &[f32], a1: &[f32], want: &[usize]) -> Result<Vec<Vec<f32>>, TuneError> {
+    pub fn lean_adjoint(
+        &self,
+        traj: &[Vec<f32>],
+        ctx: &[f32],
+        a1: &[f32],
+        want: &[usize],
+    ) -> Result<Vec<Vec<f32>>, TuneError> {
         let b = self.config.batch;
         let ctx = self.ctx_rows(ctx, b)?;
         let n = self.grid.steps();
@@ -269,6 +280,11 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             cs.extend_from_slice(&ctx_b);
         }
         let v_base = self.whiten.velocity(self.base, &zs, &ts, &cs)?;
+        let cw: Vec<f32> = if self.config.flow_units_loss {
+            self.whiten.beta.iter().map(|b| b * b).collect()
+        } else {
+            vec![1.0; d]
+        };
         let mut resid = vec![0f32; s * b * d];
         let mut per_sample = vec![0f64; b];
         for (j, &k) in keep.iter().enumerate() {
@@ -280,7 +296,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                     let vf = traj.v_ft[j][i * d + c];
                     let r = 2.0 / sg * (vf - v_base[off + c]) + sg * adj[j][i * d + c];
                     resid[off + c] = r;
-                    acc += (r as f64) * (r as f64);
+                    acc += (cw[c] * r * r) as f64;
                 }
                 per_sample[i] += acc / s as f64;
             }
@@ -313,7 +329,10 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             let f = 4.0 / sigma(self.grid.t[k]) / (b * s) as f32;
             for i in 0..b {
                 let off = (j * b + i) * d;
-                resid[off..off + d].iter_mut().for_each(|r| *r *= f * scale[i]);
+                resid[off..off + d]
+                    .iter_mut()
+                    .zip(&cw)
+                    .for_each(|(r, w)| *r *= f * scale[i] * w);
             }
         }
         let grad = self.whiten.param_grad(&self.ft, &zs, &ts, &cs, &resid)?;
@@ -346,7 +365,14 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
 
     /// `n` samples in the flow's coordinates from the ODE of the fine-tuned (or, with `base`,
     /// the base) field, started from z0 ~ N(0, I) (midpoint, `steps` steps).
-    pub fn sample_ode(&self, n: usize, ctx: &[f32], steps: usize, seed: u64, base: bool) -> Result<Vec<f32>, TuneError> {
+    pub fn sample_ode(
+        &self,
+        n: usize,
+        ctx: &[f32],
+        steps: usize,
+        seed: u64,
+        base: bool,
+    ) -> Result<Vec<f32>, TuneError> {
         let d = self.base.dim();
         let c = self.base.ctx_dim();
         let ctx = if ctx.len() == c {

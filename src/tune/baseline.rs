@@ -45,7 +45,10 @@ impl SgdBaseline {
         eval_limit: Option<usize>,
     ) -> Result<BaselineResult, TuneError> {
         if train.is_empty() || self.batch == 0 {
-            return Err(TuneError::Reward(format!("{}: empty dataset or zero batch", train.name)));
+            return Err(TuneError::Reward(format!(
+                "{}: empty dataset or zero batch",
+                train.name
+            )));
         }
         let start = std::time::Instant::now();
         let threads = rayon::current_num_threads();

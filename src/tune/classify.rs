@@ -103,7 +103,10 @@ pub fn predictions(logits: &[f32], classes: usize) -> Vec<u32> {
         .map(|r| {
             r.iter()
                 .enumerate()
-                .fold((0usize, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                .fold(
+                    (0usize, f32::NEG_INFINITY),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                )
                 .0 as u32
         })
         .collect()
@@ -158,6 +161,8 @@ pub struct ClassifierReward<'a> {
     pub batch: usize,
     pub seed: u64,
     pub threads: usize,
+    /// Mean accuracy of the classifiers on the last minibatch (cross-entropy objective).
+    pub last_accuracy: Option<f32>,
     calls: u64,
 }
 
@@ -182,7 +187,10 @@ impl<'a> ClassifierReward<'a> {
                 spec.layout().dim()
             )));
         }
-        if let ClassifierObjective::Cdc { p_labels, q, q_labels, .. } = &objective {
+        if let ClassifierObjective::Cdc {
+            p_labels, q, q_labels, ..
+        } = &objective
+        {
             if p_labels.len() != data.len() || q_labels.len() != q.len() || q.is_empty() {
                 return Err(TuneError::Reward(format!(
                     "CDC reward: {} P labels for {} images, {} Q labels for {} images",
@@ -202,6 +210,7 @@ impl<'a> ClassifierReward<'a> {
             batch,
             seed,
             threads: rayon::current_num_threads(),
+            last_accuracy: None,
             calls: 0,
         })
     }
@@ -260,6 +269,12 @@ impl Reward for ClassifierReward<'_> {
             .map_err(engine_err)?;
         check_len("engine loss", &g.loss, k)?;
         check_len("engine weight gradient", &g.dw, w.len())?;
+        if matches!(self.objective, ClassifierObjective::CrossEntropy) {
+            let c = self.spec.num_classes();
+            let pred = predictions(&g.logits, c);
+            let hits = pred.iter().enumerate().filter(|(j, &p)| p == labels[j % total]).count();
+            self.last_accuracy = Some(hits as f32 / (k * total) as f32);
+        }
         let neg: Vec<f32> = g.dw.iter().map(|v| -v).collect();
         let gx = self.decoder.vjp(x, &neg)?;
         Ok((g.loss.iter().map(|l| -l).collect(), gx))

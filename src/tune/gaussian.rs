@@ -106,7 +106,9 @@ impl GaussianFlow {
     /// Σc.
     pub fn cov_times(&self, c: &[f64]) -> Vec<f64> {
         let d = self.d();
-        (0..d).map(|i| (0..d).map(|j| self.cov[i * d + j] * c[j]).sum()).collect()
+        (0..d)
+            .map(|i| (0..d).map(|j| self.cov[i * d + j] * c[j]).sum())
+            .collect()
     }
 
     /// The exact lean adjoint for r = ⟨c, x⟩: a(t) = −t S(t)⁻¹ Σc.
@@ -114,7 +116,9 @@ impl GaussianFlow {
         let d = self.d();
         let sinv = inverse(&self.s(t), d).unwrap_or_else(|_| vec![0.0; d * d]);
         let sc = self.cov_times(c);
-        (0..d).map(|i| -t * (0..d).map(|j| sinv[i * d + j] * sc[j]).sum::<f64>()).collect()
+        (0..d)
+            .map(|i| -t * (0..d).map(|j| sinv[i * d + j] * sc[j]).sum::<f64>())
+            .collect()
     }
 }
 

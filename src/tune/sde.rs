@@ -31,7 +31,13 @@ impl Grid {
         }
         let h = (1.0 - t0 as f64) / steps as f64;
         let t = (0..=steps)
-            .map(|k| if k == steps { 1.0 } else { (t0 as f64 + h * k as f64) as f32 })
+            .map(|k| {
+                if k == steps {
+                    1.0
+                } else {
+                    (t0 as f64 + h * k as f64) as f32
+                }
+            })
             .collect();
         Ok(Grid { t })
     }
@@ -55,7 +61,11 @@ pub fn sde_step(x: &mut [f32], v: &[f32], t0: f32, t1: f32, rng: &mut crate::eng
     let sq = q.sqrt();
     let dv = b * b - a * a;
     for (xi, &vi) in x.iter_mut().zip(v) {
-        let xi_noise: f64 = if noise { rng.sample::<f64, _>(StandardNormal) } else { 0.0 };
+        let xi_noise: f64 = if noise {
+            rng.sample::<f64, _>(StandardNormal)
+        } else {
+            0.0
+        };
         *xi = ((a * *xi as f64 + dv * vi as f64 + sq * xi_noise) / b) as f32;
     }
 }

@@ -38,7 +38,10 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 fn whitened_vjp_and_param_grad_match_finite_differences() {
     let base = flow3();
     let mut ft = Corrected::new(base.clone(), 3);
-    ft.theta.iter_mut().enumerate().for_each(|(i, v)| *v = ((i * 7 % 5) as f32 - 2.0) * 0.1);
+    ft.theta
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = ((i * 7 % 5) as f32 - 2.0) * 0.1);
     let w = Whitening {
         alpha: vec![0.1, -0.2, 0.05],
         beta: vec![0.5, 2.0, 1.5],
@@ -56,7 +59,11 @@ fn whitened_vjp_and_param_grad_match_finite_differences() {
         zp[k] += 1e-2;
         zm[k] -= 1e-2;
         let fd = (f(&zp) - f(&zm)) / 2e-2;
-        assert!((fd - g[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "vjp {k}: {fd} vs {}", g[k]);
+        assert!(
+            (fd - g[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+            "vjp {k}: {fd} vs {}",
+            g[k]
+        );
     }
     let pg = w.param_grad(&ft, &z, &t, &[], &u).unwrap();
     for p in [0usize, 4, 11, 20, 30] {
@@ -69,7 +76,11 @@ fn whitened_vjp_and_param_grad_match_finite_differences() {
             v.iter().zip(&u).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
         };
         let fd = (val(&fp) - val(&fm)) / 2e-2;
-        assert!((fd - pg[p] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "param {p}: {fd} vs {}", pg[p]);
+        assert!(
+            (fd - pg[p] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+            "param {p}: {fd} vs {}",
+            pg[p]
+        );
     }
 }
 

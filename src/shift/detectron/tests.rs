@@ -234,6 +234,18 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
     assert!(dis_s.shift || ent_s.shift, "a far shift is detected");
     assert!(!dis_n.shift, "an in-distribution Q is not flagged by disagreement");
     assert!(ent_s.statistic > ent_n.statistic);
+    // The one-call test gives the same verdicts, with its wall time, and refuses a foreign bank.
+    let [d1, e1] = detectron_test(&base, &f.p, &q_shift, 7, &bank, &cfg, true).unwrap();
+    assert_eq!((d1.statistic, e1.statistic), (dis_s.statistic, ent_s.statistic));
+    assert!(d1.extra["wall_s"].as_f64().unwrap() > 0.0);
+    let other = DetectronConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    assert!(detectron_test(&base, &f.p, &q_shift, 7, &bank, &other, true).is_err());
+    let json = d1.to_json();
+    assert_eq!(json["method"], "detectron-disagreement");
+    assert!(json["remaining"].is_array() && json["shift"].is_boolean());
 }
 
 #[test]
