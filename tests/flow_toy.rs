@@ -52,8 +52,11 @@ fn conditional_toy_flow_matches_moments() {
         .enumerate()
         .map(|(g, (mu, l))| TargetGroup {
             targets: gaussian(4000, *mu, *l, g as u64),
-            items: (0..200 * 3).map(|i| if i % 3 == g { 1.0 } else { 0.0 } + r.gen_range(-0.2..0.2)).collect(),
+            items: (0..200 * 3)
+                .map(|i| if i % 3 == g { 1.0 } else { 0.0 } + r.gen_range(-0.2..0.2))
+                .collect(),
             name: format!("g{g}"),
+            normalization: None,
         })
         .collect();
     let cfg = FlowConfig {
@@ -89,6 +92,8 @@ fn conditional_toy_flow_matches_moments() {
         assert_eq!(s.nfe, 80);
         let s2 = sample(&loaded, &groups[g].items, 4000, 20, Solver::Rk4, 3).unwrap();
         assert_eq!(s.x, s2.x, "save/load changed the model");
+        let c = weightflow::flow::sample::embed_context(&meta, &groups[g].items, 3).unwrap();
+        assert_eq!(meta.nearest_group(&c).map(|i| i.name.clone()), Some(format!("g{g}")));
         let (m, c) = moments(&s.x);
         let want_c = [l[0] * l[0], l[0] * l[1], l[1] * l[1] + l[2] * l[2]].map(|v| v as f64);
         eprintln!("group {g}: mean {m:?} (want {mu:?}), cov {c:?} (want {want_c:?})");
@@ -96,7 +101,10 @@ fn conditional_toy_flow_matches_moments() {
             assert!((m[j] - mu[j] as f64).abs() < 0.1, "group {g} mean {m:?} vs {mu:?}");
         }
         for j in 0..3 {
-            assert!((c[j] - want_c[j]).abs() < 0.12 * (1.0 + want_c[j]), "group {g} cov {c:?} vs {want_c:?}");
+            assert!(
+                (c[j] - want_c[j]).abs() < 0.12 * (1.0 + want_c[j]),
+                "group {g} cov {c:?} vs {want_c:?}"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod data;
+pub mod flow;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Fine-tune a meta-model toward a reward (Adjoint Matching).
     Tune(tune::TuneArgs),
+    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
+    Flow(flow::FlowArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -48,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Tune(a) => tune::run(a),
+        Command::Flow(a) => flow::run(a),
     }
 }

@@ -103,7 +103,10 @@ mod tests {
         let x1: Vec<f32> = perm.iter().flat_map(|&i| [x0[2 * i] + 0.1, x0[2 * i + 1]]).collect();
         let mut rng = stream(0, "t", 0);
         assert_eq!(pair(Coupling::Exact, &x0, &x1, 2, &mut rng), perm.to_vec());
-        assert_eq!(pair(Coupling::Independent, &x0, &x1, 2, &mut rng), (0..6).collect::<Vec<_>>());
+        assert_eq!(
+            pair(Coupling::Independent, &x0, &x1, 2, &mut rng),
+            (0..6).collect::<Vec<_>>()
+        );
         let s = Coupling::Sinkhorn { reg: 0.001, iters: 200 };
         assert_eq!(pair(s, &x0, &x1, 2, &mut rng), perm.to_vec());
     }

@@ -167,7 +167,10 @@ impl ContextEncoder {
         let (pp, pr) = self.split();
         let mut grad = vec![0.0f32; self.params.len()];
         let (gp, gr) = grad.split_at_mut(self.phi.num_params());
-        let dmean = self.rho.backward(pr, &cache.rho, dc, Some(gr), true).unwrap_or_default();
+        let dmean = self
+            .rho
+            .backward(pr, &cache.rho, dc, Some(gr), true)
+            .unwrap_or_default();
         let inv = 1.0 / cache.k as f32;
         let dphi: Vec<f32> = (0..cache.k).flat_map(|_| dmean.iter().map(move |v| v * inv)).collect();
         self.phi.backward(pp, &cache.phi, &dphi, Some(gp), false);
@@ -208,11 +211,29 @@ mod tests {
         for i in (0..enc.params.len()).step_by(5) {
             let mut e = enc.clone();
             e.params[i] += eps;
-            let lp: f64 = e.forward(&items).unwrap().0.iter().zip(&u).map(|(a, b)| (a * b) as f64).sum();
+            let lp: f64 = e
+                .forward(&items)
+                .unwrap()
+                .0
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| (a * b) as f64)
+                .sum();
             e.params[i] -= 2.0 * eps;
-            let lm: f64 = e.forward(&items).unwrap().0.iter().zip(&u).map(|(a, b)| (a * b) as f64).sum();
+            let lm: f64 = e
+                .forward(&items)
+                .unwrap()
+                .0
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| (a * b) as f64)
+                .sum();
             let fd = (lp - lm) / (2.0 * eps as f64);
-            assert!((fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "{i}: {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                "{i}: {fd} vs {}",
+                g[i]
+            );
         }
         assert!(enc.forward(&items[..100]).is_err());
     }

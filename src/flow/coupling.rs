@@ -19,7 +19,12 @@ pub fn sq_cost(a: &[f32], b: &[f32], d: usize) -> Vec<f64> {
 /// The permutation π minimizing Σ_i cost[i, π(i)] for a square `cost [n, n]` (row i → column π[i]).
 /// Hungarian method with row/column potentials (Kuhn–Munkres, shortest augmenting paths).
 pub fn assignment(cost: &[f64], n: usize) -> Vec<usize> {
-    assert_eq!(cost.len(), n * n, "assignment: cost has {} entries for n = {n}", cost.len());
+    assert_eq!(
+        cost.len(),
+        n * n,
+        "assignment: cost has {} entries for n = {n}",
+        cost.len()
+    );
     // 1-based arrays; p[j] = row matched to column j (0 = none).
     let inf = f64::INFINITY;
     let (mut u, mut v) = (vec![0.0f64; n + 1], vec![0.0f64; n + 1]);

@@ -110,7 +110,18 @@ impl Mlp {
         for row in y.chunks_mut(nout) {
             row.copy_from_slice(b);
         }
-        sgemm(batch, nout, nin, a, Trans::No, w, Trans::Yes, &mut y, true, self.threads);
+        sgemm(
+            batch,
+            nout,
+            nin,
+            a,
+            Trans::No,
+            w,
+            Trans::Yes,
+            &mut y,
+            true,
+            self.threads,
+        );
         y
     }
 
@@ -168,7 +179,18 @@ impl Mlp {
                 let we = &self.layout.entries[2 * l];
                 let be = &self.layout.entries[2 * l + 1];
                 // dW[out, in] = gᵀ[out, B] · a[B, in]
-                sgemm(nout, nin, batch, &g, Trans::Yes, a, Trans::No, &mut dp[we.range()], false, self.threads);
+                sgemm(
+                    nout,
+                    nin,
+                    batch,
+                    &g,
+                    Trans::Yes,
+                    a,
+                    Trans::No,
+                    &mut dp[we.range()],
+                    false,
+                    self.threads,
+                );
                 let db = &mut dp[be.range()];
                 db.fill(0.0);
                 for row in g.chunks(nout) {
@@ -181,7 +203,18 @@ impl Mlp {
             let (w, _) = self.wb(params, l);
             // da[B, in] = g[B, out] · W[out, in]
             let mut da = vec![0.0f32; batch * nin];
-            sgemm(batch, nin, nout, &g, Trans::No, w, Trans::No, &mut da, false, self.threads);
+            sgemm(
+                batch,
+                nin,
+                nout,
+                &g,
+                Trans::No,
+                w,
+                Trans::No,
+                &mut da,
+                false,
+                self.threads,
+            );
             if l == 0 {
                 return Some(da);
             }
@@ -240,7 +273,11 @@ mod tests {
                 pp[i] -= 2.0 * eps;
                 let lm = loss(&m, &pp, &x, &u, b);
                 let fd = (lp - lm) / (2.0 * eps as f64);
-                assert!((fd - dp[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "param {i}: fd {fd} vs {}", dp[i]);
+                assert!(
+                    (fd - dp[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "param {i}: fd {fd} vs {}",
+                    dp[i]
+                );
             }
             for i in 0..x.len() {
                 let mut xx = x.clone();
@@ -249,7 +286,11 @@ mod tests {
                 xx[i] -= 2.0 * eps;
                 let lm = loss(&m, &p, &xx, &u, b);
                 let fd = (lp - lm) / (2.0 * eps as f64);
-                assert!((fd - dx[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "x {i}: fd {fd} vs {}", dx[i]);
+                assert!(
+                    (fd - dx[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "x {i}: fd {fd} vs {}",
+                    dx[i]
+                );
             }
         }
     }

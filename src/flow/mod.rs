@@ -24,9 +24,6 @@ pub use sample::{sample, Samples};
 pub use solve::Solver;
 pub use train::{train, TargetGroup};
 
-
-
-
 pub use velocity::{VelocityConfig, VelocityField, VelocityMlp};
 
 /// Errors of the flow module.

@@ -10,6 +10,7 @@ use super::solve::Solver;
 use super::source::{Source, StandardizeMode, Standardizer};
 use super::velocity::{VelocityConfig, VelocityMlp};
 use super::FlowError;
+use crate::data::Normalization;
 use crate::nets::init::InitScheme;
 use crate::nets::{ArchSpec, ParamLayout};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -135,6 +136,18 @@ pub struct TrainSummary {
     pub targets: usize,
 }
 
+/// What the model knows about each training group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    /// Number of target vectors.
+    pub targets: usize,
+    /// Input normalization of the group's networks.
+    pub normalization: Option<Normalization>,
+    /// Context embedding of one seeded context set of the group (empty: unconditional).
+    pub embedding: Vec<f32>,
+}
+
 /// The meta-model.
 #[derive(Clone, Debug)]
 pub struct MetaModel {
@@ -145,6 +158,7 @@ pub struct MetaModel {
     pub velocity: VelocityMlp,
     pub encoder: Option<ContextEncoder>,
     pub summary: TrainSummary,
+    pub groups: Vec<GroupInfo>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,6 +169,7 @@ struct ConfigFile {
     velocity: VelocityConfig,
     encoder: Option<ContextConfig>,
     summary: TrainSummary,
+    groups: Vec<GroupInfo>,
 }
 
 const FORMAT: u32 = 1;
@@ -179,14 +194,39 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Reads the f32 tensor `name` of `len` values.
 fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Result<Vec<f32>, FlowError> {
-    let t = st.tensor(name).map_err(|e| io_err(path, format!("tensor {name}: {e}")))?;
+    let t = st
+        .tensor(name)
+        .map_err(|e| io_err(path, format!("tensor {name}: {e}")))?;
     if t.dtype() != Dtype::F32 || t.data().len() != 4 * len {
-        return Err(io_err(path, format!("tensor {name}: expected {len} f32 values, found {:?} {:?}", t.dtype(), t.shape())));
+        return Err(io_err(
+            path,
+            format!(
+                "tensor {name}: expected {len} f32 values, found {:?} {:?}",
+                t.dtype(),
+                t.shape()
+            ),
+        ));
     }
-    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 impl MetaModel {
+    /// The training group whose stored embedding is nearest to `embedding` (the first group for an
+    /// unconditional model); `None` without groups.
+    pub fn nearest_group(&self, embedding: &[f32]) -> Option<&GroupInfo> {
+        let dist = |g: &GroupInfo| -> f64 {
+            g.embedding
+                .iter()
+                .zip(embedding)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum()
+        };
+        self.groups.iter().min_by(|a, b| dist(a).total_cmp(&dist(b)))
+    }
+
     /// State dimension D.
     pub fn dim(&self) -> usize {
         self.standardizer.mean.len()
@@ -214,8 +254,10 @@ impl MetaModel {
     pub fn save(&self, dir: &Path) -> Result<(), FlowError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let tensors = self.tensors();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-            tensors.iter().map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v))).collect();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
+            .collect();
         let views: Vec<(String, TensorView<'_>)> = bytes
             .iter()
             .map(|(n, s, b)| {
@@ -233,6 +275,7 @@ impl MetaModel {
             velocity: self.velocity.config.clone(),
             encoder: self.encoder.as_ref().map(|e| e.config),
             summary: self.summary.clone(),
+            groups: self.groups.clone(),
         };
         let json = serde_json::to_vec_pretty(&cfg).map_err(|e| io_err(dir, e))?;
         write_atomic(&dir.join("config.json"), &json)
@@ -244,7 +287,10 @@ impl MetaModel {
         let text = std::fs::read(&cpath).map_err(|e| io_err(&cpath, e))?;
         let cfg: ConfigFile = serde_json::from_slice(&text).map_err(|e| io_err(&cpath, e))?;
         if cfg.format != FORMAT {
-            return Err(io_err(&cpath, format!("format {} (this build reads {FORMAT})", cfg.format)));
+            return Err(io_err(
+                &cpath,
+                format!("format {} (this build reads {FORMAT})", cfg.format),
+            ));
         }
         let mpath = dir.join("model.safetensors");
         let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
@@ -277,6 +323,7 @@ impl MetaModel {
             velocity,
             encoder,
             summary: cfg.summary,
+            groups: cfg.groups,
         })
     }
 }

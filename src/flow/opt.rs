@@ -53,7 +53,11 @@ impl TrainState {
         TrainState {
             settings,
             chunks,
-            ema: if settings.ema_decay > 0.0 { params.to_vec() } else { Vec::new() },
+            ema: if settings.ema_decay > 0.0 {
+                params.to_vec()
+            } else {
+                Vec::new()
+            },
             step: 0,
         }
     }

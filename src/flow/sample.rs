@@ -56,10 +56,19 @@ pub fn sample(
         &mut stream(seed, "flow-source", 0),
     );
     let v = &meta.velocity;
-    let sol = integrate(solver, |t, x| v.velocity(x, &vec![t as f32; n], &ctx), &x0, 0.0, 1.0, steps);
+    let sol = integrate(
+        solver,
+        |t, x| v.velocity(x, &vec![t as f32; n], &ctx),
+        &x0,
+        0.0,
+        1.0,
+        steps,
+    );
     let mut x = sol.x;
     if let Some((i, val)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(FlowError::Invalid(format!("sampling produced a non-finite value {val} at {i}")));
+        return Err(FlowError::Invalid(format!(
+            "sampling produced a non-finite value {val} at {i}"
+        )));
     }
     meta.standardizer.inverse(&mut x);
     Ok(Samples { x, nfe: sol.nfe })

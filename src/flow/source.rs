@@ -58,7 +58,10 @@ impl Standardizer {
     pub fn fit(w: &[f32], d: usize, mode: StandardizeMode, layout: &ParamLayout) -> Result<Self, FlowError> {
         let m = if d == 0 { 0 } else { w.len() / d };
         if m == 0 || w.len() != m * d {
-            return Err(FlowError::Shape(format!("standardize: {} values are not rows of D={d}", w.len())));
+            return Err(FlowError::Shape(format!(
+                "standardize: {} values are not rows of D={d}",
+                w.len()
+            )));
         }
         let mut mean = vec![0.0f64; d];
         let mut var = vec![0.0f64; d];
@@ -67,7 +70,10 @@ impl Standardizer {
         }
         mean.iter_mut().for_each(|a| *a /= m as f64);
         for row in w.chunks(d) {
-            var.iter_mut().zip(row).zip(&mean).for_each(|((s, &v), mu)| *s += (v as f64 - mu).powi(2));
+            var.iter_mut()
+                .zip(row)
+                .zip(&mean)
+                .for_each(|((s, &v), mu)| *s += (v as f64 - mu).powi(2));
         }
         var.iter_mut().for_each(|s| *s /= m as f64);
         let ranges: Vec<std::ops::Range<usize>> = match mode {
@@ -177,7 +183,13 @@ mod tests {
             mean: vec![0.0; 200],
             std: vec![0.2; 200],
         };
-        let x = sample_source(Source::Init(InitScheme::KaimingNormal), &layout, &st, 10, &mut stream(0, "s", 0));
+        let x = sample_source(
+            Source::Init(InitScheme::KaimingNormal),
+            &layout,
+            &st,
+            10,
+            &mut stream(0, "s", 0),
+        );
         let var = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
         // Kaiming normal std √(2/50) = 0.2, so z has unit variance.
         assert!((var - 1.0).abs() < 0.15, "{var}");

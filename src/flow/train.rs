@@ -5,11 +5,12 @@
 
 use super::cfm::{mse, pair, path};
 use super::context::{ContextConfig, ContextEncoder};
-use super::model::{FlowConfig, MetaModel, TargetSpace, TrainSummary};
+use super::model::{FlowConfig, GroupInfo, MetaModel, TargetSpace, TrainSummary};
 use super::opt::{OptSettings, TrainState};
 use super::source::{sample_source, Standardizer};
 use super::velocity::{VelocityConfig, VelocityMlp};
 use super::FlowError;
+use crate::data::Normalization;
 use crate::engine::rng::stream;
 use rand::seq::index::sample as sample_indices;
 use rand::Rng as _;
@@ -21,8 +22,10 @@ pub struct TargetGroup {
     pub targets: Vec<f32>,
     /// Context items `[n, item_len]` (ignored by an unconditional model).
     pub items: Vec<f32>,
-    /// A name for messages.
+    /// A name for messages (e.g. the dataset spec).
     pub name: String,
+    /// Input normalization the target networks were trained with (kept in the model).
+    pub normalization: Option<Normalization>,
 }
 
 /// Progress callback: (iteration, loss).
@@ -36,7 +39,9 @@ pub fn context_set(items: &[f32], il: usize, k: usize, rng: &mut crate::engine::
     } else {
         (0..k).map(|_| rng.gen_range(0..n)).collect()
     };
-    idx.iter().flat_map(|&i| items[i * il..(i + 1) * il].iter().copied()).collect()
+    idx.iter()
+        .flat_map(|&i| items[i * il..(i + 1) * il].iter().copied())
+        .collect()
 }
 
 fn check_groups(space: &TargetSpace, groups: &[TargetGroup], conditional: bool) -> Result<usize, FlowError> {
@@ -47,7 +52,11 @@ fn check_groups(space: &TargetSpace, groups: &[TargetGroup], conditional: bool) 
     let mut total = 0;
     for g in groups {
         if g.targets.is_empty() || g.targets.len() % d != 0 {
-            return Err(FlowError::Shape(format!("group {}: {} target values are not rows of D={d}", g.name, g.targets.len())));
+            return Err(FlowError::Shape(format!(
+                "group {}: {} target values are not rows of D={d}",
+                g.name,
+                g.targets.len()
+            )));
         }
         if let Some((i, v)) = g.targets.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(FlowError::Invalid(format!("group {}: target value {i} is {v}", g.name)));
@@ -55,7 +64,11 @@ fn check_groups(space: &TargetSpace, groups: &[TargetGroup], conditional: bool) 
         if conditional {
             let il = space.items.map(|k| k.item_len()).unwrap_or(1);
             if g.items.is_empty() || g.items.len() % il != 0 {
-                return Err(FlowError::Shape(format!("group {}: {} context values are not items of {il}", g.name, g.items.len())));
+                return Err(FlowError::Shape(format!(
+                    "group {}: {} context values are not items of {il}",
+                    g.name,
+                    g.items.len()
+                )));
             }
         }
         total += g.targets.len() / d;
@@ -109,7 +122,10 @@ pub fn train(
     };
     let mut vstate = TrainState::new(cfg.opt, &vel.params);
     let mut dp = vec![0.0f32; vel.params.len()];
-    let enc_settings = OptSettings { lr: cfg.ctx_lr, ..cfg.opt };
+    let enc_settings = OptSettings {
+        lr: cfg.ctx_lr,
+        ..cfg.opt
+    };
     let mut estate = encoder.as_ref().map(|e| TrainState::new(enc_settings, &e.params));
     let b = cfg.batch;
     let mut last = f32::NAN;
@@ -125,7 +141,10 @@ pub fn train(
         }
         let x0raw = sample_source(cfg.source, &space.layout, &standardizer, b, &mut rng);
         let perm = pair(cfg.coupling, &x0raw, &x1, d, &mut rng);
-        let x0: Vec<f32> = perm.iter().flat_map(|&i| x0raw[i * d..(i + 1) * d].iter().copied()).collect();
+        let x0: Vec<f32> = perm
+            .iter()
+            .flat_map(|&i| x0raw[i * d..(i + 1) * d].iter().copied())
+            .collect();
         let t: Vec<f32> = (0..b).map(|_| rng.gen::<f32>()).collect();
         let (xt, u) = path(&x0, &x1, &t, d);
         let (ctx, ccache) = match &encoder {
@@ -163,7 +182,29 @@ pub fn train(
     if let (Some(enc), Some(es)) = (encoder.as_mut(), estate) {
         enc.params = es.final_params(std::mem::take(&mut enc.params));
     }
+    let mut infos = Vec::with_capacity(groups.len());
+    for (gi, g) in groups.iter().enumerate() {
+        let embedding = match &encoder {
+            Some(enc) => {
+                let set = context_set(
+                    &g.items,
+                    enc.config.items.item_len(),
+                    cfg.context_k,
+                    &mut stream(cfg.seed, "flow-group", gi as u64),
+                );
+                enc.forward(&set)?.0
+            }
+            None => Vec::new(),
+        };
+        infos.push(GroupInfo {
+            name: g.name.clone(),
+            targets: g.targets.len() / d,
+            normalization: g.normalization,
+            embedding,
+        });
+    }
     Ok(MetaModel {
+        groups: infos,
         config: cfg.clone(),
         space: space.clone(),
         standardizer,

@@ -117,8 +117,20 @@ impl VelocityMlp {
     fn input(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> Vec<f32> {
         let c = &self.config;
         let b = t.len();
-        assert_eq!(x.len(), b * c.dim, "velocity: x has {} values for {b}×{}", x.len(), c.dim);
-        assert_eq!(ctx.len(), b * c.ctx_dim, "velocity: ctx has {} values for {b}×{}", ctx.len(), c.ctx_dim);
+        assert_eq!(
+            x.len(),
+            b * c.dim,
+            "velocity: x has {} values for {b}×{}",
+            x.len(),
+            c.dim
+        );
+        assert_eq!(
+            ctx.len(),
+            b * c.ctx_dim,
+            "velocity: ctx has {} values for {b}×{}",
+            ctx.len(),
+            c.ctx_dim
+        );
         let te = time_embedding(t, c.time_freqs);
         let td = c.time_dim();
         let mut z = Vec::with_capacity(b * c.input_dim());
@@ -147,7 +159,10 @@ impl VelocityMlp {
     /// Like [`Self::backward`], writing ∂L/∂params into a caller-owned buffer (overwritten) so a
     /// training loop does not allocate D·width values per step. Returns (∂L/∂x, ∂L/∂c).
     pub fn backward_into(&self, cache: &MlpCache, dv: &[f32], dparams: Option<&mut [f32]>) -> (Vec<f32>, Vec<f32>) {
-        let dz = self.mlp.backward(&self.params, cache, dv, dparams, true).unwrap_or_default();
+        let dz = self
+            .mlp
+            .backward(&self.params, cache, dv, dparams, true)
+            .unwrap_or_default();
         let c = &self.config;
         let (nin, off) = (c.input_dim(), c.dim + c.time_dim());
         let mut dx = Vec::with_capacity(cache.batch * c.dim);
@@ -238,7 +253,11 @@ mod tests {
                 xx[i] += e;
                 dot(&v.velocity(&xx, &t, &c), &u)
             });
-            assert!((d - gx[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "x{i}: {d} vs {}", gx[i]);
+            assert!(
+                (d - gx[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "x{i}: {d} vs {}",
+                gx[i]
+            );
         }
         for i in 0..c.len() {
             let d = fd(&|e| {
@@ -246,7 +265,11 @@ mod tests {
                 cc[i] += e;
                 dot(&v.velocity(&x, &t, &cc), &u)
             });
-            assert!((d - gc[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "c{i}: {d} vs {}", gc[i]);
+            assert!(
+                (d - gc[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "c{i}: {d} vs {}",
+                gc[i]
+            );
         }
         for i in (0..v.params.len()).step_by(13) {
             let d = fd(&|e| {
@@ -254,7 +277,11 @@ mod tests {
                 w.params[i] += e;
                 dot(&w.velocity(&x, &t, &c), &u)
             });
-            assert!((d - gp.params[i] as f64).abs() < 2e-3 * (1.0 + d.abs()), "p{i}: {d} vs {}", gp.params[i]);
+            assert!(
+                (d - gp.params[i] as f64).abs() < 2e-3 * (1.0 + d.abs()),
+                "p{i}: {d} vs {}",
+                gp.params[i]
+            );
         }
     }
 
