@@ -43,6 +43,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
+    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
+    Flow(flow::FlowArgs),
 }
 
 /// Arguments of `weightflow demo`.
@@ -70,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tune(a) => tune::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Flow(a) => flow::run(a),
     }
 }
