@@ -1,0 +1,87 @@
+//! `weightflow demo`: the whole pipeline on built-in synthetic data, as the sequence of ordinary
+//! commands a user would type. Each step prints its command line first, so the demo doubles as a
+//! worked example; rerunning it resumes (every step's output lives under `--out`).
+
+use super::{run, Cli};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Arguments of `weightflow demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Random seed for every step.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder for the demo's zoo, meta-model and reports.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The demo's steps as command lines (without the program name).
+pub fn steps(a: &DemoArgs) -> Vec<Vec<String>> {
+    let out = a.out.display().to_string();
+    let seed = a.seed.to_string();
+    let train = "synthetic:shapes:train".to_string();
+    let test = "synthetic:shapes:test".to_string();
+    let mut zoo = vec![
+        "zoo",
+        "train",
+        "--data",
+        &train,
+        "--test",
+        &test,
+        "--arch",
+        "cnn3",
+        "--models",
+        "8",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+        "--weight-decay",
+        "1e-3",
+        "--seed",
+        &seed,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    zoo.extend(["--out".into(), format!("{out}/zoo")]);
+    if let Some(t) = a.threads {
+        zoo.extend(["--threads".into(), t.to_string()]);
+    }
+    let info = vec!["data".into(), "info".into(), train.clone()];
+    let shifted = vec![
+        "zoo".into(),
+        "eval".into(),
+        format!("{out}/zoo"),
+        "--data".into(),
+        "synthetic:shapes-shift:test".into(),
+    ];
+    vec![
+        info,
+        zoo,
+        vec!["zoo".into(), "info".into(), format!("{out}/zoo")],
+        shifted,
+    ]
+}
+
+/// Runs the demo.
+pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let steps = steps(&a);
+    for (i, step) in steps.iter().enumerate() {
+        println!("\n[{}/{}] $ weightflow {}", i + 1, steps.len(), step.join(" "));
+        let cli = Cli::try_parse_from(std::iter::once("weightflow".to_string()).chain(step.iter().cloned()))?;
+        run(cli)?;
+    }
+    println!(
+        "\ndemo finished in {:.0} s; outputs in {}",
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}

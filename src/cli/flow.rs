@@ -1,0 +1,364 @@
+//! `weightflow flow train|sample|info`: the NM-CFM meta-model on the command line.
+
+use crate::data::{self, Dataset, Normalization};
+use crate::flow::context::ItemKind;
+use crate::flow::model::{FlowConfig, TargetSpace};
+use crate::flow::{sample, train, MetaModel, Solver, TargetGroup};
+use crate::zoo::{self, Zoo};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::index::sample as sample_indices;
+use std::path::PathBuf;
+
+/// `weightflow flow ...`
+#[derive(Args, Debug)]
+pub struct FlowArgs {
+    #[command(subcommand)]
+    pub command: FlowCommand,
+}
+
+/// Flow subcommands.
+#[derive(Subcommand, Debug)]
+pub enum FlowCommand {
+    /// Train a meta-model on the checkpoints of one or more zoos (one condition group per zoo).
+    Train(TrainArgs),
+    /// Generate networks conditioned on images of a dataset; optionally evaluate them.
+    Sample(SampleArgs),
+    /// Print a meta-model's settings and training summary.
+    Info(InfoArgs),
+}
+
+/// Arguments of `flow train`; unset options keep the [`FlowConfig`] defaults.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Zoo directories, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub zoo: Vec<PathBuf>,
+    /// First epoch whose checkpoints are targets (default: the last epoch of each zoo).
+    #[arg(long)]
+    pub epochs_from: Option<usize>,
+    /// Last epoch used as targets (default: the last).
+    #[arg(long)]
+    pub epochs_to: Option<usize>,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training iterations.
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    #[arg(long)]
+    pub width: Option<usize>,
+    #[arg(long)]
+    pub depth: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// independent (I-CFM), exact (OT-CFM), sinkhorn.
+    #[arg(long)]
+    pub coupling: Option<String>,
+    /// kaiming-uniform, kaiming-normal, gaussian.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// coordinate, layer, none.
+    #[arg(long)]
+    pub standardize: Option<String>,
+    /// Context embedding size; 0 trains an unconditional model.
+    #[arg(long)]
+    pub ctx_dim: Option<usize>,
+    /// Images per context set.
+    #[arg(long)]
+    pub context_k: Option<usize>,
+    /// Images per zoo kept as the pool context sets are drawn from.
+    #[arg(long, default_value_t = 2000)]
+    pub context_pool: usize,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print one JSON object with the training summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `flow sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[arg(long)]
+    pub meta: PathBuf,
+    /// Dataset spec whose images condition the generation.
+    #[arg(long)]
+    pub context: String,
+    /// Number of networks to generate.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub n: usize,
+    /// ODE steps (default: the model's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// euler, midpoint, rk4, dopri5 (default: the model's).
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// Output directory for `generated.safetensors` (and `eval.json`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Dataset spec to evaluate the generated classifiers on.
+    #[arg(long)]
+    pub eval: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `flow info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Meta-model directory.
+    pub meta: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a flow subcommand.
+pub fn run(args: FlowArgs) -> anyhow::Result<()> {
+    match args.command {
+        FlowCommand::Train(a) => run_train(a),
+        FlowCommand::Sample(a) => run_sample(a),
+        FlowCommand::Info(a) => run_info(a),
+    }
+}
+
+/// Items of a context set: images on the plain [0, 1] scale (the same for every dataset, so
+/// the encoder sees differences between datasets), `[n, 3, 32, 32]`.
+fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
+    let n = ds.len();
+    let idx: Vec<usize> = if n > max {
+        let mut v = sample_indices(&mut crate::engine::rng::stream(seed, "flow-context-pool", 0), n, max).into_vec();
+        v.sort_unstable();
+        v
+    } else {
+        (0..n).collect()
+    };
+    ds.to_tensor(&idx, &Normalization::IDENTITY)
+}
+
+fn image_items() -> ItemKind {
+    ItemKind::Images {
+        channels: 3,
+        side: 32,
+        pool: 4,
+    }
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let mut cfg = FlowConfig::default();
+    macro_rules! set {
+        ($field:ident) => {
+            if let Some(v) = a.$field {
+                cfg.$field = v;
+            }
+        };
+    }
+    set!(iterations);
+    set!(width);
+    set!(depth);
+    set!(batch);
+    set!(ctx_dim);
+    set!(context_k);
+    set!(seed);
+    if let Some(lr) = a.lr {
+        cfg.opt.lr = lr;
+    }
+    if let Some(c) = &a.coupling {
+        cfg.coupling = c.parse().map_err(anyhow::Error::msg).context("--coupling")?;
+    }
+    if let Some(s) = &a.source {
+        cfg.source = s.parse().context("--source")?;
+    }
+    if let Some(s) = &a.standardize {
+        cfg.standardize = serde_json::from_value(serde_json::Value::String(s.clone()))
+            .with_context(|| format!("--standardize {s} (coordinate, layer, none)"))?;
+    }
+    cfg.threads = a.threads.unwrap_or(0);
+    let mut groups = Vec::new();
+    let mut arch = None;
+    for dir in &a.zoo {
+        let z = Zoo::open(dir).with_context(|| format!("--zoo {}", dir.display()))?;
+        let m = &z.manifest;
+        match &arch {
+            None => arch = Some((m.arch.clone(), m.layout.clone())),
+            Some((spec, _)) if *spec != m.arch => {
+                bail!("--zoo {}: architecture differs from the first zoo's", dir.display())
+            }
+            _ => {}
+        }
+        let last = a.epochs_to.unwrap_or(m.epochs).min(m.epochs);
+        let first = a.epochs_from.unwrap_or(last);
+        if first > last || first == 0 && last == 0 {
+            bail!(
+                "--zoo {}: no epochs in {first}..={last} (zoo has {} epochs)",
+                dir.display(),
+                m.epochs
+            );
+        }
+        let mut targets = Vec::new();
+        for e in first..=last {
+            targets.extend(
+                z.load_epoch(e)
+                    .with_context(|| format!("{}: epoch {e}", dir.display()))?,
+            );
+        }
+        let ds = data::load(&m.train_spec).with_context(|| format!("{}: dataset {}", dir.display(), m.train_spec))?;
+        let items = context_items(&ds, a.context_pool, cfg.seed);
+        if !a.quiet {
+            eprintln!(
+                "{}: {} targets (epochs {first}..={last} of {} models), {} context images from {}",
+                dir.display(),
+                targets.len() / m.dim,
+                m.models,
+                items.len() / 3072,
+                m.train_spec
+            );
+        }
+        groups.push(TargetGroup {
+            targets,
+            items,
+            name: m.train_spec.clone(),
+            normalization: Some(m.normalization),
+        });
+    }
+    let Some((spec, layout)) = arch else {
+        bail!("--zoo: no zoo given")
+    };
+    let space = TargetSpace {
+        layout,
+        arch: Some(spec),
+        items: (cfg.ctx_dim > 0).then(image_items),
+    };
+    let bar = (!a.quiet).then(|| {
+        let pb = ProgressBar::new(cfg.iterations as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} it  {msg}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut ema = f32::NAN;
+    let mut cb = |it: usize, loss: f32| {
+        ema = if ema.is_nan() { loss } else { 0.98 * ema + 0.02 * loss };
+        if let Some(pb) = &bar {
+            pb.inc(1);
+            if it % 10 == 0 {
+                pb.set_message(format!("loss {ema:.4}"));
+            }
+        }
+    };
+    let meta = train(&cfg, &space, &groups, Some(&mut cb)).context("flow train")?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    meta.save(&a.out)?;
+    let s = &meta.summary;
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else if !a.quiet {
+        eprintln!(
+            "trained {} iterations in {:.1}s, final loss {:.4}; saved {}",
+            s.iterations,
+            s.seconds,
+            s.final_loss,
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
+    let meta = MetaModel::load(&a.meta).with_context(|| format!("--meta {}", a.meta.display()))?;
+    let ds = data::load(&a.context).with_context(|| format!("--context {}", a.context))?;
+    let items = context_items(&ds, 2000, a.seed);
+    let solver: Solver = match &a.solver {
+        Some(s) => s.parse().map_err(anyhow::Error::msg).context("--solver")?,
+        None => meta.config.solver,
+    };
+    let steps = a.steps.unwrap_or(meta.config.sample_steps);
+    if a.n == 0 {
+        bail!("-n must be at least 1");
+    }
+    let t0 = std::time::Instant::now();
+    let s = sample(&meta, &items, a.n, steps, solver, a.seed)?;
+    let sample_s = t0.elapsed().as_secs_f64();
+    let d = meta.dim();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+    let arch_json = serde_json::to_string(&meta.space.arch)?;
+    let st =
+        zoo::store::safetensors_bytes(&[("weights", vec![a.n, d], &s.x)], &arch_json).map_err(anyhow::Error::msg)?;
+    zoo::store::write_atomic(&a.out.join("generated.safetensors"), &st)?;
+    let embedding = crate::flow::sample::embed_context(&meta, &items, a.seed)?;
+    let group = meta.nearest_group(&embedding);
+    let mut out = serde_json::json!({
+        "n": a.n, "steps": steps, "solver": solver, "nfe": s.nfe, "sample_s": sample_s,
+        "context": a.context, "nearest_group": group.map(|g| g.name.clone()),
+        "out": a.out.join("generated.safetensors"),
+    });
+    if let Some(spec) = &a.eval {
+        let Some(arch) = &meta.space.arch else {
+            bail!("--eval: this meta-model does not generate networks")
+        };
+        let norm = group.and_then(|g| g.normalization).unwrap_or(Normalization::IDENTITY);
+        let eds = data::load(spec).with_context(|| format!("--eval {spec}"))?;
+        let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
+        let r = zoo::evaluate(arch, &s.x, a.n, &eds, &norm, threads).with_context(|| format!("--eval {spec}"))?;
+        let mut acc = r.acc.clone();
+        let mean = acc.iter().sum::<f64>() / acc.len() as f64;
+        let std = (acc.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / acc.len() as f64).sqrt();
+        acc.sort_by(|x, y| y.total_cmp(x));
+        let k = acc.len().min(5);
+        let top5 = acc[..k].iter().sum::<f64>() / k as f64;
+        out["eval"] = serde_json::json!(spec);
+        out["acc"] = serde_json::json!(r.acc);
+        out["mean_acc"] = serde_json::json!(mean);
+        out["std_acc"] = serde_json::json!(std);
+        out["top5_acc"] = serde_json::json!(top5);
+        let text = serde_json::to_vec_pretty(&out)?;
+        zoo::store::write_atomic(&a.out.join("eval.json"), &text)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        eprintln!(
+            "generated {} networks ({} NFE, {:.2}s) into {}",
+            a.n,
+            s.nfe,
+            sample_s,
+            a.out.display()
+        );
+        if let Some(m) = out.get("mean_acc") {
+            eprintln!("accuracy: mean {m}, std {}, top-5 {}", out["std_acc"], out["top5_acc"]);
+        }
+    }
+    Ok(())
+}
+
+fn run_info(a: InfoArgs) -> anyhow::Result<()> {
+    let meta = MetaModel::load(&a.meta).with_context(|| format!("{}", a.meta.display()))?;
+    let info = serde_json::json!({
+        "dim": meta.dim(),
+        "velocity_params": meta.velocity.params.len(),
+        "encoder_params": meta.encoder.as_ref().map(|e| e.params.len()).unwrap_or(0),
+        "config": meta.config,
+        "summary": meta.summary,
+        "groups": meta.groups.iter().map(|g| serde_json::json!({"name": g.name, "targets": g.targets})).collect::<Vec<_>>(),
+        "arch": meta.space.arch.as_ref().map(|a| a.name.clone()),
+    });
+    if a.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! `weightflow zoo train|info|eval|export`: model zoos on the command line.
+
+use crate::engine::OptimConfig;
+use crate::zoo::manifest::{mean, std_dev};
+use crate::zoo::{self, TrainConfig, TrainEvent, Zoo};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+/// `weightflow zoo ...`
+#[derive(Args, Debug)]
+pub struct ZooArgs {
+    #[command(subcommand)]
+    pub command: ZooCommand,
+}
+
+/// Zoo subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ZooCommand {
+    /// Train K models together, keeping every epoch; rerun the same command to resume.
+    Train(TrainArgs),
+    /// Summary and per-model, per-epoch metrics of a zoo.
+    Info(InfoArgs),
+    /// Evaluate every model of a zoo on a dataset.
+    Eval(EvalArgs),
+    /// Write one model as a PyTorch-loadable state_dict (safetensors) plus a Python snippet.
+    Export(ExportArgs),
+}
+
+/// Arguments of `zoo train` (defaults: the ModelZoo CNN3 recipe of DESIGN.md).
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training dataset spec, e.g. `mnist:/work/shared/data/mnist:train`.
+    #[arg(long)]
+    pub data: String,
+    /// Test dataset spec, e.g. `mnist:/work/shared/data/mnist:test`.
+    #[arg(long)]
+    pub test: String,
+    /// Architecture: cnn3, small-cnn, mlp.
+    #[arg(long, default_value = "cnn3")]
+    pub arch: String,
+    /// Number of models K.
+    #[arg(long, default_value_t = 16)]
+    pub models: usize,
+    /// Epochs to complete (a rerun with a larger value continues training).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 10)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f32,
+    /// L2 weight decay added to the gradient (torch Adam).
+    #[arg(long, default_value_t = 1e-2)]
+    pub weight_decay: f32,
+    /// Activation: gelu, relu, tanh, leaky-relu, sigmoid, silu.
+    #[arg(long, default_value = "gelu")]
+    pub act: String,
+    /// Initialization: kaiming-uniform, kaiming-normal, torch-default.
+    #[arg(long, default_value = "kaiming-uniform")]
+    pub init: String,
+    /// Fraction of the training data held out for validation (stratified, seeded); 0 = train
+    /// on all of it. The paper's CIFAR-10 zoo holds out 8k of 50k: 0.16.
+    #[arg(long, default_value_t = 0.0)]
+    pub val_fraction: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores); same seed and threads give the same bytes.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output directory (created; an existing zoo there is resumed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar or per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `zoo info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    pub dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `zoo eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    pub dir: PathBuf,
+    /// Dataset spec to evaluate on.
+    #[arg(long)]
+    pub data: String,
+    /// Epoch (default: the last).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `zoo export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub model: usize,
+    /// Epoch (default: the last).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Output safetensors file; the Python snippet goes next to it as `.py`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs a zoo subcommand.
+pub fn run(args: ZooArgs) -> anyhow::Result<()> {
+    match args.command {
+        ZooCommand::Train(a) => train(a),
+        ZooCommand::Info(a) => info(a),
+        ZooCommand::Eval(a) => eval(a),
+        ZooCommand::Export(a) => export(a),
+    }
+}
+
+fn default_threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .max(1)
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let cfg = TrainConfig {
+        train_spec: a.data,
+        test_spec: a.test,
+        arch: a.arch,
+        act: a.act.parse().context("--act")?,
+        init: a.init.parse().context("--init")?,
+        models: a.models,
+        epochs: a.epochs,
+        batch: a.batch,
+        optimizer: OptimConfig::adam(a.lr, a.weight_decay),
+        val_fraction: a.val_fraction,
+        seed: a.seed,
+        threads: default_threads(a.threads),
+    };
+    let quiet = a.quiet;
+    let mut bar: Option<ProgressBar> = None;
+    let mut steps_per_epoch = 1;
+    let mut on_event = |ev: TrainEvent<'_>| {
+        if quiet {
+            return;
+        }
+        match ev {
+            TrainEvent::Start {
+                from_epoch,
+                epochs,
+                steps_per_epoch: s,
+                models,
+                train_images,
+            } => {
+                steps_per_epoch = s;
+                if from_epoch > 0 {
+                    eprintln!("resuming after epoch {from_epoch}");
+                }
+                eprintln!("{models} models × {train_images} training images, epochs {from_epoch}→{epochs}");
+                let total = (epochs.saturating_sub(from_epoch) * s) as u64;
+                let pb = ProgressBar::new(total);
+                pb.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar = Some(pb);
+            }
+            TrainEvent::Step {
+                epoch,
+                step,
+                img_per_s,
+                mean_acc,
+            } => {
+                if let Some(pb) = &bar {
+                    pb.inc(1);
+                    if step % 20 == 0 || step == steps_per_epoch {
+                        pb.set_message(format!(
+                            "epoch {epoch}  {img_per_s:.0} img/s  train acc {:.2}%",
+                            100.0 * mean_acc
+                        ));
+                    }
+                }
+            }
+            TrainEvent::Epoch(r) => {
+                let line = format!(
+                    "epoch {:3}: mean test acc {:.2}%  train acc {:.2}%  ({:.0} img/s, train {:.1}s, eval {:.1}s)",
+                    r.epoch,
+                    100.0 * r.mean_test_acc(),
+                    100.0 * mean(r.models.iter().map(|m| m.train_acc)),
+                    r.train_img_per_s,
+                    r.train_s,
+                    r.eval_s
+                );
+                match &bar {
+                    Some(pb) if !pb.is_hidden() => pb.println(line),
+                    _ => eprintln!("{line}"),
+                }
+            }
+        }
+    };
+    let z = zoo::train(&cfg, &a.out, &mut on_event)?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    if !quiet {
+        let last = &z.manifest.history[z.manifest.epochs];
+        eprintln!(
+            "{}: {} models, {} epochs, mean test acc {:.2}%",
+            a.out.display(),
+            z.manifest.models,
+            z.manifest.epochs,
+            100.0 * last.mean_test_acc()
+        );
+    }
+    Ok(())
+}
+
+/// Summary statistics of the zoo's last epoch (accuracies as fractions).
+pub fn summary(z: &Zoo) -> serde_json::Value {
+    let m = &z.manifest;
+    let last = &m.history[m.epochs];
+    let accs: Vec<f64> = last.models.iter().map(|x| x.test_acc).collect();
+    let mut order: Vec<usize> = (0..accs.len()).collect();
+    order.sort_by(|&i, &j| accs[j].total_cmp(&accs[i]).then(i.cmp(&j)));
+    let top5: Vec<serde_json::Value> = order
+        .iter()
+        .take(5)
+        .map(|&i| serde_json::json!({"model": i, "test_acc": accs[i]}))
+        .collect();
+    let trained: Vec<&zoo::EpochRecord> = m.history.iter().skip(1).collect();
+    let train_s: f64 = trained.iter().map(|r| r.train_s).sum();
+    let eval_s: f64 = m.history.iter().map(|r| r.eval_s).sum();
+    let imgs = (m.data.train_images * m.models * trained.len()) as f64;
+    serde_json::json!({
+        "dir": z.dir.display().to_string(),
+        "arch": m.arch.name,
+        "dim": m.dim,
+        "models": m.models,
+        "epochs": m.epochs,
+        "train_spec": m.train_spec,
+        "test_spec": m.test_spec,
+        "data": m.data,
+        "normalization": m.normalization,
+        "optimizer": m.optimizer,
+        "batch": m.batch,
+        "seed": m.seed,
+        "threads": m.threads,
+        "mean_test_acc": mean(accs.iter().copied()),
+        "std_test_acc": std_dev(&accs),
+        "min_test_acc": accs.iter().copied().fold(f64::INFINITY, f64::min),
+        "max_test_acc": accs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "top5_mean_test_acc": mean(order.iter().take(5).map(|&i| accs[i])),
+        "top5_test_acc": top5,
+        "mean_val_acc": last.models.iter().map(|x| x.val_acc).collect::<Option<Vec<f64>>>().map(|v| mean(v.into_iter())),
+        "mean_train_acc": mean(last.models.iter().map(|x| x.train_acc)),
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "train_img_per_s": if train_s > 0.0 { imgs / train_s } else { 0.0 },
+    })
+}
+
+fn info(a: InfoArgs) -> anyhow::Result<()> {
+    let z = Zoo::open(&a.dir)?;
+    let m = &z.manifest;
+    let mut s = summary(&z);
+    if a.json {
+        let per_epoch: Vec<serde_json::Value> = m
+            .history
+            .iter()
+            .map(|r| {
+                let accs: Vec<f64> = r.models.iter().map(|x| x.test_acc).collect();
+                serde_json::json!({"epoch": r.epoch, "mean_test_acc": mean(accs.iter().copied()),
+                    "std_test_acc": std_dev(&accs), "train_s": r.train_s, "eval_s": r.eval_s,
+                    "train_img_per_s": r.train_img_per_s})
+            })
+            .collect();
+        let per_model: Vec<serde_json::Value> = (0..m.models)
+            .map(|k| {
+                let ep: Vec<&zoo::ModelMetrics> = m.history.iter().map(|r| &r.models[k]).collect();
+                serde_json::json!({"model": k, "seed": m.model_seeds[k], "epochs": ep})
+            })
+            .collect();
+        s["per_epoch"] = serde_json::Value::Array(per_epoch);
+        s["per_model"] = serde_json::Value::Array(per_model);
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let pct = |k: &str| s[k].as_f64().unwrap_or(f64::NAN) * 100.0;
+    println!(
+        "{}: {} × {} (D = {}), {} epochs on {} (test {})",
+        a.dir.display(),
+        m.models,
+        m.arch.name,
+        m.dim,
+        m.epochs,
+        m.train_spec,
+        m.test_spec
+    );
+    println!(
+        "test accuracy: mean {:.2}%  std {:.2}  min {:.2}%  max {:.2}%  top-5 mean {:.2}%",
+        pct("mean_test_acc"),
+        pct("std_test_acc"),
+        pct("min_test_acc"),
+        pct("max_test_acc"),
+        pct("top5_mean_test_acc")
+    );
+    println!(
+        "training: {:.0} s, {:.0} img/s over all models",
+        s["train_s"].as_f64().unwrap_or(0.0),
+        s["train_img_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!("epoch  mean test acc  mean train acc");
+    for r in &m.history {
+        println!(
+            "{:5}  {:12.2}%  {:13.2}%",
+            r.epoch,
+            100.0 * r.mean_test_acc(),
+            100.0 * mean(r.models.iter().map(|x| x.train_acc))
+        );
+    }
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let z = Zoo::open(&a.dir)?;
+    let m = &z.manifest;
+    let epoch = a.epoch.unwrap_or(m.epochs);
+    let w = z.load_epoch(epoch)?;
+    let ds = crate::data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
+    let threads = default_threads(a.threads);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let r = pool.install(|| zoo::evaluate(&m.arch, &w, m.models, &ds, &m.normalization, threads))?;
+    let out = serde_json::json!({
+        "dir": a.dir.display().to_string(), "data": a.data, "epoch": epoch, "images": ds.len(),
+        "mean_acc": mean(r.acc.iter().copied()), "std_acc": std_dev(&r.acc),
+        "mean_loss": mean(r.loss.iter().copied()), "acc": r.acc, "loss": r.loss,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} epoch {epoch} on {} ({} images): mean acc {:.2}% (std {:.2}), mean loss {:.4}",
+            a.dir.display(),
+            a.data,
+            ds.len(),
+            100.0 * mean(r.acc.iter().copied()),
+            100.0 * std_dev(&r.acc),
+            mean(r.loss.iter().copied())
+        );
+    }
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let z = Zoo::open(&a.dir)?;
+    let epoch = a.epoch.unwrap_or(z.manifest.epochs);
+    let snippet = zoo::export::export_model(&z, a.model, epoch, &a.out)?;
+    let py = a.out.with_extension("py");
+    std::fs::write(&py, &snippet).with_context(|| format!("writing {}", py.display()))?;
+    println!("{snippet}");
+    eprintln!(
+        "wrote {} (model {} at epoch {epoch}) and {}",
+        a.out.display(),
+        a.model,
+        py.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,487 @@
+//! NumPy `.npy` (format versions 1–3) and `.npz` (zip, stored or deflated) readers and an `.npy`
+//! writer; the CIFAR-10.1 release (`cifar10.1_{v4,v6}_{data,labels}.npy`) and generic image arrays.
+//!
+//! Image arrays must be `uint8`, shaped `[N, H, W]` (gray), `[N, H, W, C]` or `[N, C, H, W]`
+//! with C ∈ {1, 3} (the channel axis is found by its size; channels-last wins a tie). Labels may be
+//! any integer dtype, shape `[N]`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::error::{read_file, DataError};
+use super::Dataset;
+
+/// A decoded array: shape and the raw little-endian bytes with their dtype descriptor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyArray {
+    pub descr: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let k = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = &header[k + key.len() + 2..];
+    let colon = rest.find(':')?;
+    Some(rest[colon + 1..].trim_start())
+}
+
+/// Parses an `.npy` buffer.
+pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(DataError::format(path, "wrong magic: not a .npy file"));
+    }
+    let (hlen, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10usize),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        v => return Err(DataError::format(path, format!("unsupported .npy format version {v}"))),
+    };
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| DataError::format(path, "truncated .npy header"))?;
+    let header = std::str::from_utf8(&b[start..end]).map_err(|_| DataError::format(path, "header is not text"))?;
+    let descr = header_value(header, "descr")
+        .and_then(|v| {
+            let q = v.chars().next()?;
+            let v = &v[1..];
+            Some(v[..v.find(q)?].to_string())
+        })
+        .ok_or_else(|| DataError::format(path, format!("no dtype in header `{header}`")))?;
+    if header_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(DataError::format(path, "Fortran-ordered arrays are not supported"));
+    }
+    let shape_s = header_value(header, "shape")
+        .and_then(|v| {
+            v.strip_prefix('(')
+                .and_then(|v| v.find(')').map(|e| v[..e].to_string()))
+        })
+        .ok_or_else(|| DataError::format(path, format!("no shape in header `{header}`")))?;
+    let mut shape = Vec::new();
+    for part in shape_s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        shape.push(
+            part.parse::<usize>()
+                .map_err(|_| DataError::format(path, format!("bad shape entry `{part}`")))?,
+        );
+    }
+    let item = dtype_size(&descr).ok_or_else(|| DataError::format(path, format!("unsupported dtype `{descr}`")))?;
+    let want = shape
+        .iter()
+        .try_fold(item, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| DataError::format(path, format!("shape {shape:?} overflows")))?;
+    let data = &b[end..];
+    if data.len() != want {
+        return Err(DataError::format(
+            path,
+            format!(
+                "shape {shape:?} of `{descr}` needs {want} bytes, file has {} (truncated?)",
+                data.len()
+            ),
+        ));
+    }
+    Ok(NpyArray {
+        descr,
+        shape,
+        data: data.to_vec(),
+    })
+}
+
+fn dtype_size(d: &str) -> Option<usize> {
+    let (order, rest) = d.split_at(1.min(d.len()));
+    if !matches!(order, "<" | "|" | "=") {
+        return None; // big-endian is not supported
+    }
+    match rest {
+        "u1" | "i1" | "b1" => Some(1),
+        "u2" | "i2" => Some(2),
+        "u4" | "i4" | "f4" => Some(4),
+        "u8" | "i8" | "f8" => Some(8),
+        _ => None,
+    }
+}
+
+impl NpyArray {
+    /// The values as integer labels (any integer dtype; negative values are errors).
+    pub fn to_labels(&self, path: &Path) -> Result<Vec<u32>, DataError> {
+        let size = dtype_size(&self.descr).unwrap_or(0);
+        let signed = self.descr.contains('i');
+        if self.descr.contains('f') || size == 0 {
+            return Err(DataError::format(
+                path,
+                format!("labels must be integers, dtype is `{}`", self.descr),
+            ));
+        }
+        let mut out = Vec::with_capacity(self.data.len() / size);
+        for (i, c) in self.data.chunks_exact(size).enumerate() {
+            let mut buf = [0u8; 8];
+            buf[..size].copy_from_slice(c);
+            if signed && c[size - 1] & 0x80 != 0 {
+                return Err(DataError::entry(path, format!("label {i}"), "negative value"));
+            }
+            let v = u64::from_le_bytes(buf);
+            out.push(u32::try_from(v).map_err(|_| DataError::entry(path, format!("label {i}"), "value too large"))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Writes an `.npy` (version 1) buffer.
+pub fn write_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn le16(b: &[u8], o: usize) -> Option<usize> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?) as usize)
+}
+fn le32(b: &[u8], o: usize) -> Option<usize> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?) as usize)
+}
+fn le64(b: &[u8], o: usize) -> Option<usize> {
+    usize::try_from(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)).ok()
+}
+
+/// Reads every member of a zip archive (`.npz`): `(name, bytes)`. Stored and deflated members;
+/// ZIP64 sizes are read from the extra field.
+pub fn read_zip(path: &Path, b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataError> {
+    let bad = |r: &str| DataError::format(path, format!("not a valid .npz/zip archive: {r}"));
+    let lo = b.len().saturating_sub(22 + 65535);
+    let eocd = (lo..b.len().saturating_sub(21))
+        .rev()
+        .find(|&i| b[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or_else(|| bad("no end-of-central-directory record"))?;
+    let count = le16(b, eocd + 10).ok_or_else(|| bad("short EOCD"))?;
+    let mut off = le32(b, eocd + 16).ok_or_else(|| bad("short EOCD"))?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        if b.get(off..off + 4) != Some(&[0x50, 0x4b, 0x01, 0x02][..]) {
+            return Err(bad("broken central directory"));
+        }
+        let h = |o: usize| le16(b, off + o).ok_or_else(|| bad("short central entry"));
+        let w = |o: usize| le32(b, off + o).ok_or_else(|| bad("short central entry"));
+        let (method, mut csize, mut usize_, nlen, elen, clen, mut local) =
+            (h(10)?, w(20)?, w(24)?, h(28)?, h(30)?, h(32)?, w(42)?);
+        let name_b = b.get(off + 46..off + 46 + nlen).ok_or_else(|| bad("short name"))?;
+        let name = String::from_utf8_lossy(name_b).to_string();
+        // ZIP64 extra field (id 1): the 0xFFFFFFFF fields in order usize, csize, local offset
+        let extra = b.get(off + 46 + nlen..off + 46 + nlen + elen).unwrap_or(&[]);
+        let mut e = 0;
+        while e + 4 <= extra.len() {
+            let (id, len) = (le16(extra, e).unwrap_or(0), le16(extra, e + 2).unwrap_or(0));
+            if id == 1 {
+                let mut p = e + 4;
+                for field in [&mut usize_, &mut csize, &mut local] {
+                    if *field == 0xFFFF_FFFF {
+                        *field = le64(extra, p).ok_or_else(|| bad("short zip64 field"))?;
+                        p += 8;
+                    }
+                }
+            }
+            e += 4 + len;
+        }
+        off += 46 + nlen + elen + clen;
+        if b.get(local..local + 4) != Some(&[0x50, 0x4b, 0x03, 0x04][..]) {
+            return Err(DataError::entry(path, &name, "broken local header"));
+        }
+        let start = local + 30 + le16(b, local + 26).unwrap_or(0) + le16(b, local + 28).unwrap_or(0);
+        let raw = start
+            .checked_add(csize)
+            .and_then(|end| b.get(start..end))
+            .ok_or_else(|| DataError::entry(path, &name, "truncated member"))?;
+        let data = match method {
+            0 => raw.to_vec(),
+            8 => {
+                let mut v = Vec::with_capacity(usize_.min(1 << 30));
+                flate2::read::DeflateDecoder::new(raw)
+                    .take(usize_ as u64)
+                    .read_to_end(&mut v)
+                    .map_err(|e| DataError::entry(path, &name, format!("broken deflate data: {e}")))?;
+                v
+            }
+            m => {
+                return Err(DataError::entry(
+                    path,
+                    &name,
+                    format!("unsupported compression method {m}"),
+                ))
+            }
+        };
+        if data.len() != usize_ {
+            return Err(DataError::entry(
+                path,
+                &name,
+                format!("{} bytes, header says {usize_}", data.len()),
+            ));
+        }
+        out.push((name, data));
+    }
+    Ok(out)
+}
+
+/// Builds a dataset from an image array and a label array.
+pub fn dataset_from_arrays(
+    name: &str,
+    ip: &Path,
+    x: &NpyArray,
+    lp: &Path,
+    y: &NpyArray,
+    class_names: Option<Vec<String>>,
+) -> Result<Dataset, DataError> {
+    if x.descr != "|u1" && x.descr != "<u1" && x.descr != "=u1" {
+        return Err(DataError::format(
+            ip,
+            format!("images must be uint8, dtype is `{}`", x.descr),
+        ));
+    }
+    let labels = y.to_labels(lp)?;
+    if y.shape.len() != 1 {
+        return Err(DataError::format(
+            lp,
+            format!("labels have shape {:?}, expected [N]", y.shape),
+        ));
+    }
+    let s = &x.shape;
+    let (n, c, h, w, last) = match s.len() {
+        3 => (s[0], 1, s[1], s[2], false),
+        4 if matches!(s[3], 1 | 3) => (s[0], s[3], s[1], s[2], true),
+        4 if matches!(s[1], 1 | 3) => (s[0], s[1], s[2], s[3], false),
+        _ => {
+            return Err(DataError::format(
+                ip,
+                format!("image shape {s:?}: expected [N,H,W], [N,H,W,C] or [N,C,H,W], C ∈ {{1,3}}"),
+            ))
+        }
+    };
+    if n != labels.len() {
+        return Err(DataError::CountMismatch {
+            path: ip.to_path_buf(),
+            images: n,
+            labels: labels.len(),
+        });
+    }
+    let images = if last {
+        let mut out = vec![0u8; x.data.len()];
+        for (src, dst) in x.data.chunks_exact(h * w * c).zip(out.chunks_exact_mut(h * w * c)) {
+            for p in 0..h * w {
+                for ch in 0..c {
+                    dst[ch * h * w + p] = src[p * c + ch];
+                }
+            }
+        }
+        out
+    } else {
+        x.data.clone()
+    };
+    let k = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let names = match class_names {
+        Some(v) if v.len() >= k => v,
+        _ => (0..k).map(|i| i.to_string()).collect(),
+    };
+    Dataset::new(name, images, labels, [c, h, w], names)
+}
+
+/// Reads CIFAR-10.1 (`v6` or `v4`) from `dir`.
+pub fn read_cifar101_dir(dir: &Path, version: &str) -> Result<Dataset, DataError> {
+    if version != "v6" && version != "v4" {
+        return Err(DataError::arg(
+            "split",
+            format!("`{version}`: CIFAR-10.1 has versions `v6` and `v4`"),
+        ));
+    }
+    let ip = dir.join(format!("cifar10.1_{version}_data.npy"));
+    let lp = dir.join(format!("cifar10.1_{version}_labels.npy"));
+    let x = parse_npy(&ip, &read_file(&ip)?)?;
+    let y = parse_npy(&lp, &read_file(&lp)?)?;
+    let names = super::cifar::CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
+    let ds = dataset_from_arrays(&ip.display().to_string(), &ip, &x, &lp, &y, Some(names))?;
+    if ds.shape != [3, 32, 32] {
+        return Err(DataError::format(
+            &ip,
+            format!("images have shape {:?}, expected 32×32×3", ds.shape),
+        ));
+    }
+    Ok(ds)
+}
+
+fn classes_txt(dir: &Path) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(dir.join("classes.txt")).ok()?;
+    Some(
+        s.lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
+}
+
+/// Reads a generic `.npy`/`.npz` dataset (see [`super::spec`] for the naming rules).
+pub fn read_npy_dataset(path: &Path, split: Option<&str>) -> Result<Dataset, DataError> {
+    let name = path.display().to_string();
+    if path.is_dir() {
+        let cand: Vec<(PathBuf, PathBuf)> = match split {
+            Some(s) => vec![(path.join(format!("{s}_x.npy")), path.join(format!("{s}_y.npy")))],
+            None => vec![
+                (path.join("x.npy"), path.join("y.npy")),
+                (path.join("train_x.npy"), path.join("train_y.npy")),
+            ],
+        };
+        let (ip, lp) = cand
+            .iter()
+            .find(|(i, _)| i.is_file())
+            .cloned()
+            .unwrap_or_else(|| cand[0].clone());
+        let x = parse_npy(&ip, &read_file(&ip)?)?;
+        let y = parse_npy(&lp, &read_file(&lp)?)?;
+        return dataset_from_arrays(&name, &ip, &x, &lp, &y, classes_txt(path));
+    }
+    let bytes = read_file(path)?;
+    if bytes.starts_with(b"\x93NUMPY") {
+        return Err(DataError::format(
+            path,
+            "a single .npy holds no labels: give a directory with x.npy + y.npy, or an .npz",
+        ));
+    }
+    let members = read_zip(path, &bytes)?;
+    let find = |keys: &[String]| {
+        keys.iter().find_map(|k| {
+            members
+                .iter()
+                .find(|(n, _)| n == &format!("{k}.npy") || n == k)
+                .map(|(n, b)| (n.clone(), b))
+        })
+    };
+    let (xk, yk): (Vec<String>, Vec<String>) = match split {
+        Some(s) => (
+            vec![format!("x_{s}"), format!("{s}_x")],
+            vec![format!("y_{s}"), format!("{s}_y")],
+        ),
+        None => (
+            ["x", "images", "X", "data"].iter().map(|s| s.to_string()).collect(),
+            ["y", "labels", "Y", "targets"].iter().map(|s| s.to_string()).collect(),
+        ),
+    };
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    let (xn, xb) = find(&xk)
+        .ok_or_else(|| DataError::format(path, format!("no image array ({}) among {names:?}", xk.join("/"))))?;
+    let (yn, yb) = find(&yk)
+        .ok_or_else(|| DataError::format(path, format!("no label array ({}) among {names:?}", yk.join("/"))))?;
+    let (xp, yp) = (path.join(&xn), path.join(&yn));
+    let x = parse_npy(&xp, xb)?;
+    let y = parse_npy(&yp, yb)?;
+    dataset_from_arrays(&name, &xp, &x, &yp, &y, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A zip archive the way `np.savez` (stored) or `np.savez_compressed` (deflated) writes it.
+    pub(crate) fn write_zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, data) in members {
+            let comp = if deflate {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            } else {
+                data.clone()
+            };
+            let method: u16 = if deflate { 8 } else { 0 };
+            let local = out.len() as u32;
+            out.extend([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0]);
+            out.extend(method.to_le_bytes());
+            out.extend([0u8; 8]); // time, date, crc (not checked)
+            out.extend((comp.len() as u32).to_le_bytes());
+            out.extend((data.len() as u32).to_le_bytes());
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(0u16.to_le_bytes());
+            out.extend(name.as_bytes());
+            out.extend(&comp);
+            central.extend([0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0]);
+            central.extend(method.to_le_bytes());
+            central.extend([0u8; 8]);
+            central.extend((comp.len() as u32).to_le_bytes());
+            central.extend((data.len() as u32).to_le_bytes());
+            central.extend((name.len() as u16).to_le_bytes());
+            central.extend([0u8; 12]);
+            central.extend(local.to_le_bytes());
+            central.extend(name.as_bytes());
+        }
+        let cd_off = out.len() as u32;
+        out.extend(&central);
+        out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
+        out.extend((members.len() as u16).to_le_bytes());
+        out.extend((members.len() as u16).to_le_bytes());
+        out.extend((central.len() as u32).to_le_bytes());
+        out.extend(cd_off.to_le_bytes());
+        out.extend([0, 0]);
+        out
+    }
+
+    #[test]
+    fn cifar101_npy_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 3;
+        let hwc: Vec<u8> = (0..n * 32 * 32 * 3).map(|i| (i % 253) as u8).collect();
+        std::fs::write(
+            dir.path().join("cifar10.1_v6_data.npy"),
+            write_npy("|u1", &[n, 32, 32, 3], &hwc),
+        )
+        .unwrap();
+        let labels: Vec<u8> = [2i64, 0, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(
+            dir.path().join("cifar10.1_v6_labels.npy"),
+            write_npy("<i8", &[n], &labels),
+        )
+        .unwrap();
+        let d = read_cifar101_dir(dir.path(), "v6").unwrap();
+        assert_eq!(d.labels, vec![2, 0, 9]);
+        // pixel (row 1, col 2, channel 1) of image 2
+        assert_eq!(d.image(2)[32 * 32 + 32 + 2], hwc[2 * 3072 + (32 + 2) * 3 + 1]);
+        assert_eq!(d.num_classes(), 10);
+        let neg: Vec<u8> = [2i64, -1, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.path().join("cifar10.1_v6_labels.npy"), write_npy("<i8", &[n], &neg)).unwrap();
+        assert!(read_cifar101_dir(dir.path(), "v6")
+            .unwrap_err()
+            .to_string()
+            .contains("label 1"));
+        assert!(read_cifar101_dir(dir.path(), "v4").is_err());
+    }
+
+    #[test]
+    fn npz_stored_and_deflated() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = write_npy("|u1", &[2, 1, 28, 28], &vec![5u8; 2 * 784]);
+        let y = write_npy("<i4", &[2], &[1, 0, 0, 0, 0, 0, 0, 0]);
+        for deflate in [false, true] {
+            let p = dir.path().join(format!("d{deflate}.npz"));
+            std::fs::write(&p, write_zip(&[("x.npy", x.clone()), ("y.npy", y.clone())], deflate)).unwrap();
+            let d = read_npy_dataset(&p, None).unwrap();
+            assert_eq!((d.shape, d.labels.clone()), ([1, 28, 28], vec![1, 0]));
+            assert!(read_npy_dataset(&p, Some("test"))
+                .unwrap_err()
+                .to_string()
+                .contains("x_test"));
+        }
+        let p = dir.path().join("bad.npz");
+        std::fs::write(&p, b"PK\x05\x06garbage").unwrap();
+        assert!(read_npy_dataset(&p, None).is_err());
+    }
+}

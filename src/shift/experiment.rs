@@ -1,0 +1,280 @@
+//! The shift-detection grid (paper Table 3): for each method, |Q| and seed, one test on a null
+//! query (drawn from the source's held-out images) and one on each shifted spec. Resumable: each
+//! finished cell is appended as one JSON line to `cells.jsonl` and skipped on a rerun. The
+//! summary per (detector, |Q|, shift) is TPR@α ± se and AUROC ([`summarize`], scores = the
+//! detector's statistic, higher = more shifted), the false-positive rate on the null tests and
+//! the mean wall time per test; written as `results.json`, `results.md` and `auroc.{png,svg}`.
+
+use super::pipeline::{Method, Setup};
+use super::stats::{rejection_rate, summarize};
+use super::{DetectionResult, ShiftError};
+use crate::data::{self, Dataset};
+use crate::report::json::{write_atomic, write_json};
+use crate::report::plot::{LinePlot, Series};
+use crate::report::table::{fmt_pm, Table};
+use crate::report::ReportError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// The grid.
+#[derive(Clone, Debug)]
+pub struct GridConfig {
+    pub methods: Vec<Method>,
+    pub sizes: Vec<usize>,
+    /// Seeds 0..seeds.
+    pub seeds: u64,
+    /// Shifted dataset specs.
+    pub shifted: Vec<String>,
+    pub alpha: f64,
+    pub quiet: bool,
+}
+
+/// One finished test of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The setup (f, reference, split) the test ran against.
+    pub setup: String,
+    pub method: String,
+    pub size: usize,
+    pub seed: u64,
+    /// `"null"` or the shifted spec.
+    pub query: String,
+    pub results: Vec<DetectionResult>,
+}
+
+impl Cell {
+    fn key(&self) -> (String, usize, u64, String) {
+        (self.method.clone(), self.size, self.seed, self.query.clone())
+    }
+}
+
+/// One row of the summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Detector (a result's `method`, e.g. `detectron-entropy`).
+    pub detector: String,
+    pub size: usize,
+    pub shift: String,
+    pub tpr: f64,
+    pub tpr_se: f64,
+    pub auroc: f64,
+    pub fpr_null: f64,
+    pub fpr_null_se: f64,
+    /// Mean seconds per test (without one-time cached work) over this detector's tests at this size.
+    pub mean_wall_s: f64,
+    pub n_null: usize,
+    pub n_shift: usize,
+}
+
+/// Reads the finished cells of `path` (missing file: none). A torn last line (a killed run) is
+/// ignored; a bad line elsewhere is an error naming it.
+pub fn read_cells(path: &Path) -> Result<Vec<Cell>, ShiftError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path, e)),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str::<Cell>(l) {
+            Ok(c) => out.push(c),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(ShiftError::Invalid(format!(
+                    "{}: line {} is not a grid cell: {e}",
+                    path.display(),
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn io(path: &Path, e: std::io::Error) -> ShiftError {
+    ShiftError::Report(ReportError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+/// Runs the missing cells of the grid (appending each to `<out>/cells.jsonl`) and returns all
+/// cells of this setup, plus how many were computed now.
+pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell>, usize), ShiftError> {
+    if cfg.methods.is_empty() || cfg.sizes.is_empty() || cfg.seeds == 0 {
+        return Err(ShiftError::Invalid(
+            "the grid needs at least one method, size and seed".into(),
+        ));
+    }
+    if cfg.methods.contains(&Method::MetaDetectron) {
+        return Err(ShiftError::Invalid(
+            "meta-detectron is not available yet (not merged from the tune branch); drop it from --methods".into(),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let path = out.join("cells.jsonl");
+    let mut cells: Vec<Cell> = read_cells(&path)?
+        .into_iter()
+        .filter(|c| c.setup == setup.key)
+        .collect();
+    let done: std::collections::HashSet<_> = cells.iter().map(Cell::key).collect();
+    let mut shifted: Vec<(String, Dataset)> = Vec::with_capacity(cfg.shifted.len());
+    for s in &cfg.shifted {
+        shifted.push((s.clone(), data::load(s)?));
+    }
+    let mut queries: Vec<(&str, &Dataset)> = vec![("null", &setup.reference)];
+    queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
+    let total = cfg.methods.len() * cfg.sizes.len() * cfg.seeds as usize * queries.len();
+    let bar = crate::report::progress_bar(total as u64, "grid", cfg.quiet);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| io(&path, e))?;
+    let mut computed = 0;
+    for &method in &cfg.methods {
+        for &size in &cfg.sizes {
+            for seed in 0..cfg.seeds {
+                for &(name, ds) in &queries {
+                    bar.inc(1);
+                    let key = (method.name().to_string(), size, seed, name.to_string());
+                    if done.contains(&key) {
+                        continue;
+                    }
+                    // Null queries (and shifted copies of the source split, same length) come
+                    // from the held-out images, never from P or the null-bank pool.
+                    let among = (ds.len() == setup.reference.len()).then_some(setup.held_out.as_slice());
+                    let q = setup.query(ds, Some(size), among, seed)?;
+                    let results = setup.test(method, &q, seed)?;
+                    let cell = Cell {
+                        setup: setup.key.clone(),
+                        method: key.0,
+                        size,
+                        seed,
+                        query: key.3,
+                        results,
+                    };
+                    let line = serde_json::to_string(&cell).map_err(|e| ShiftError::Invalid(e.to_string()))?;
+                    writeln!(file, "{line}")
+                        .and_then(|_| file.flush())
+                        .map_err(|e| io(&path, e))?;
+                    cells.push(cell);
+                    computed += 1;
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok((cells, computed))
+}
+
+/// The summary rows of `cells`: one per detector, size and shifted spec.
+pub fn summarize_cells(cells: &[Cell], alpha: f64) -> Result<Vec<SummaryRow>, ShiftError> {
+    // (detector, size) -> query -> results
+    let mut by: BTreeMap<(String, usize), BTreeMap<String, Vec<&DetectionResult>>> = BTreeMap::new();
+    for c in cells {
+        for r in &c.results {
+            by.entry((r.method.clone(), c.size))
+                .or_default()
+                .entry(c.query.clone())
+                .or_default()
+                .push(r);
+        }
+    }
+    let mut rows = Vec::new();
+    for ((detector, size), queries) in &by {
+        let Some(null) = queries.get("null") else { continue };
+        let null_scores: Vec<f64> = null.iter().map(|r| r.statistic).collect();
+        let (fpr, fpr_se) = rejection_rate(&null.iter().map(|r| r.shift).collect::<Vec<_>>())?;
+        let walls: Vec<f64> = queries
+            .values()
+            .flatten()
+            .filter_map(|r| r.extra.get("wall_s").and_then(|v| v.as_f64()))
+            .collect();
+        let mean_wall = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
+        for (shift, rs) in queries.iter().filter(|(q, _)| q.as_str() != "null") {
+            let scores: Vec<f64> = rs.iter().map(|r| r.statistic).collect();
+            let s = summarize(&null_scores, &scores, alpha)?;
+            rows.push(SummaryRow {
+                detector: detector.clone(),
+                size: *size,
+                shift: shift.clone(),
+                tpr: s.tpr,
+                tpr_se: s.tpr_se,
+                auroc: s.auroc,
+                fpr_null: fpr,
+                fpr_null_se: fpr_se,
+                mean_wall_s: mean_wall,
+                n_null: s.n_null,
+                n_shift: s.n_shift,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The markdown table of `rows`.
+pub fn markdown(rows: &[SummaryRow]) -> Result<String, ShiftError> {
+    let mut t = Table::new(&[
+        "detector",
+        "|Q|",
+        "shift",
+        "TPR@5 ± se",
+        "AUROC",
+        "FPR (null) ± se",
+        "s/test",
+        "n",
+    ]);
+    for r in rows {
+        t.push_row(&[
+            r.detector.clone(),
+            r.size.to_string(),
+            r.shift.clone(),
+            fmt_pm(r.tpr, r.tpr_se, 3),
+            format!("{:.3}", r.auroc),
+            fmt_pm(r.fpr_null, r.fpr_null_se, 3),
+            format!("{:.2}", r.mean_wall_s),
+            format!("{}/{}", r.n_null, r.n_shift),
+        ])?;
+    }
+    Ok(t.to_markdown())
+}
+
+/// AUROC against |Q|, one line per detector (mean over the shifts).
+pub fn auroc_plot(rows: &[SummaryRow]) -> LinePlot {
+    let mut by: BTreeMap<&str, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.detector.as_str())
+            .or_default()
+            .entry(r.size)
+            .or_default()
+            .push(r.auroc);
+    }
+    let mut plot = LinePlot::new("Shift detection: AUROC vs |Q|", "|Q|", "AUROC");
+    plot.y_range = Some((0.0, 1.0));
+    for (det, sizes) in by {
+        let pts = sizes
+            .into_iter()
+            .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
+            .collect();
+        plot = plot.with_series(Series::new(det, pts));
+    }
+    plot
+}
+
+/// Writes `results.json`, `results.md` and `auroc.{png,svg}` into `out`.
+pub fn write_reports(out: &Path, rows: &[SummaryRow], header: serde_json::Value) -> Result<(), ShiftError> {
+    let mut doc = header;
+    doc["rows"] = serde_json::to_value(rows).map_err(|e| ShiftError::Invalid(e.to_string()))?;
+    write_json(&out.join("results.json"), &doc)?;
+    write_atomic(&out.join("results.md"), markdown(rows)?.as_bytes())?;
+    if !rows.is_empty() {
+        let plot = auroc_plot(rows);
+        plot.save(&out.join("auroc.png"), 720, 480)?;
+        plot.save(&out.join("auroc.svg"), 720, 480)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! One Adjoint Matching iteration (Domingo-Enrich et al., ICLR 2025, Algorithm 1 with the lean
+//! adjoint), in whitened coordinates z (p0 = N(0, I), see [`super::field`]):
+//!
+//! 1. sample B trajectories of the memoryless SDE driven by the *current fine-tuned* velocity,
+//!    from z_{t0} ~ N(0, I) (memoryless: the state at t0 is forgotten after the first step), no
+//!    gradient through sampling;
+//! 2. a(1) = −λ ∇_z r(x_1) (λ = reward multiplier; ∇_z = β ⊙ ∇_x);
+//! 3. the lean adjoint backward with the *base* velocity only, one VJP per step ([`super::sde`]);
+//! 4. regression on the chosen steps S: per sample
+//!    `L_i = (1/|S|) Σ_{k∈S} ‖(2/σ_k)(v_ft − v_base)(z_k, t_k) + σ_k a_k‖²`;
+//!    samples whose loss exceeds an EMA of the batch `clip_quantile` quantile are scaled down to
+//!    it (gradient times threshold/L_i, direction kept);
+//! 5. one Adam step on the fine-tuned parameters.
+//!
+//! The fixed point of the regression is v_ft − v_base = −(σ²/2)·E[a(t) | z_t], whose memoryless
+//! SDE (and ODE) samples p*(x) ∝ p_base(x)·exp(λ r(x)).
+
+use super::field::{Field, TrainableField, Whitening};
+use super::reward::Reward;
+use super::sde::{adjoint_step, ode_sample, sde_step, sigma, Grid};
+use super::{check_finite, check_len, TuneError};
+use crate::engine::optim::{OptimConfig, Optimizer};
+use crate::engine::rng::stream;
+use rand::seq::index::sample as sample_indices;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Hyperparameters of Adjoint Matching.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AmConfig {
+    /// SDE/adjoint steps N on the grid t0 … 1.
+    pub steps: usize,
+    /// First time of the grid (> 0: σ(0) is infinite).
+    pub t0: f32,
+    /// Trajectories per iteration.
+    pub batch: usize,
+    /// Number of grid steps (drawn per iteration, shared by the batch) in the loss; 0 = all N.
+    pub loss_steps: usize,
+    /// Reward multiplier λ: the target is p_base·exp(λ r).
+    pub reward_scale: f32,
+    /// Adam learning rate.
+    pub lr: f32,
+    /// Quantile of the per-sample losses used for clipping (≥ 1 disables clipping).
+    pub clip_quantile: f32,
+    /// EMA factor of the clipping threshold.
+    pub clip_ema: f32,
+    /// Weight the squared residual of coordinate c by β_c² (the loss measured in the flow's own
+    /// coordinates, so that coordinates with a tiny source scale do not dominate). The
+    /// per-coordinate minimizer is unchanged; with identity whitening this is a no-op.
+    pub flow_units_loss: bool,
+    /// Run seed.
+    pub seed: u64,
+}
+
+impl Default for AmConfig {
+    fn default() -> Self {
+        AmConfig {
+            steps: 40,
+            t0: 1e-3,
+            batch: 16,
+            loss_steps: 0,
+            reward_scale: 1.0,
+            lr: 1e-4,
+            clip_quantile: 0.9,
+            clip_ema: 0.9,
+            flow_units_loss: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Wall time of one iteration by phase, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub sampling: f64,
+    pub reward: f64,
+    pub adjoint: f64,
+    pub regression: f64,
+    pub total: f64,
+}
+
+/// What one iteration measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IterStats {
+    pub iter: u64,
+    /// Mean and std of r(x_1) over the batch (without the multiplier).
+    pub reward_mean: f32,
+    pub reward_std: f32,
+    /// Mean per-sample regression loss (before clipping).
+    pub loss: f32,
+    /// Fraction of samples scaled down by clipping.
+    pub clipped: f32,
+    /// Norm of the parameter gradient.
+    pub grad_norm: f32,
+    pub time: Timings,
+}
+
+/// Trajectories of one batch in whitened coordinates.
+#[derive(Clone, Debug)]
+pub struct Trajectories {
+    /// z at every grid time, `[N+1][B·dim]`.
+    pub z: Vec<Vec<f32>>,
+    /// Fine-tuned velocity at the steps in `keep`, `[|keep|][B·dim]` (whitened).
+    pub v_ft: Vec<Vec<f32>>,
+    /// The steps whose velocity was kept.
+    pub keep: Vec<usize>,
+}
+
+/// The fine-tuner: a frozen base field, a trainable copy, the whitening and Adam.
+pub struct AdjointMatching<'b, B: Field + ?Sized, F: TrainableField> {
+    pub base: &'b B,
+    pub ft: F,
+    pub whiten: Whitening,
+    pub config: AmConfig,
+    pub grid: Grid,
+    opt: Optimizer,
+    clip_threshold: Option<f32>,
+    iter: u64,
+}
+
+impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
+    /// A fine-tuner starting from `ft` (normally a copy of the base).
+    pub fn new(base: &'b B, ft: F, whiten: Whitening, config: AmConfig) -> Result<Self, TuneError> {
+        if base.dim() != ft.dim() || whiten.dim() != base.dim() || base.ctx_dim() != ft.ctx_dim() {
+            return Err(TuneError::Config(format!(
+                "base (dim {}, ctx {}), fine-tuned (dim {}, ctx {}) and whitening (dim {}) disagree",
+                base.dim(),
+                base.ctx_dim(),
+                ft.dim(),
+                ft.ctx_dim(),
+                whiten.dim()
+            )));
+        }
+        if config.batch == 0 || !(config.lr > 0.0) || !config.reward_scale.is_finite() {
+            return Err(TuneError::Config(format!(
+                "batch must be ≥ 1, lr > 0 and the reward multiplier finite: {config:?}"
+            )));
+        }
+        if !(0.0..1.0).contains(&config.clip_ema) || !(config.clip_quantile > 0.0) {
+            return Err(TuneError::Config(format!(
+                "clip_ema must be in [0, 1) and clip_quantile > 0: {config:?}"
+            )));
+        }
+        let grid = Grid::uniform(config.t0, config.steps)?;
+        let opt = Optimizer::new(OptimConfig::adam(config.lr, 0.0), ft.params().len());
+        Ok(AdjointMatching {
+            base,
+            ft,
+            whiten,
+            config,
+            grid,
+            opt,
+            clip_threshold: None,
+            iter: 0,
+        })
+    }
+
+    /// Iterations done.
+    pub fn iterations(&self) -> u64 {
+        self.iter
+    }
+
+    /// Context rows `[B, ctx_dim]` from one context vector or B of them.
+    fn ctx_rows(&self, ctx: &[f32], b: usize) -> Result<Vec<f32>, TuneError> {
+        let c = self.base.ctx_dim();
+        if ctx.len() == b * c {
+            Ok(ctx.to_vec())
+        } else if ctx.len() == c {
+            Ok((0..b).flat_map(|_| ctx.iter().copied()).collect())
+        } else {
+            Err(TuneError::Shape {
+                what: "context (one row or one per trajectory)".into(),
+                expected: b * c,
+                got: ctx.len(),
+            })
+        }
+    }
+
+    /// Samples B memoryless-SDE trajectories from the fine-tuned field (whitened), keeping its
+    /// velocity at the steps `keep`.
+    pub fn sample_trajectories(&self, ctx: &[f32], keep: &[usize], seed_index: u64) -> Result<Trajectories, TuneError> {
+        let (b, d) = (self.config.batch, self.base.dim());
+        let ctx = self.ctx_rows(ctx, b)?;
+        let mut rng = stream(self.config.seed, "am-sde", seed_index);
+        let mut z: Vec<f32> = (0..b * d).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let mut traj = Vec::with_capacity(self.grid.steps() + 1);
+        let mut v_keep = Vec::with_capacity(keep.len());
+        for k in 0..self.grid.steps() {
+            let (t0, t1) = (self.grid.t[k], self.grid.t[k + 1]);
+            let v = self.whiten.velocity(&self.ft, &z, &vec![t0; b], &ctx)?;
+            check_finite("fine-tuned velocity during sampling", &v)?;
+            traj.push(z.clone());
+            sde_step(&mut z, &v, t0, t1, &mut rng, true);
+            if keep.contains(&k) {
+                v_keep.push(v);
+            }
+        }
+        traj.push(z);
+        Ok(Trajectories {
+            z: traj,
+            v_ft: v_keep,
+            keep: keep.to_vec(),
+        })
+    }
+
+    /// The lean adjoint a(t_k) for the steps `want` (ascending), from a(1) = `a1` (whitened),
+    /// integrated backward along `traj` with the base field. Returns `[|want|][B·dim]`.
+    pub fn lean_adjoint(
+        &self,
+        traj: &[Vec<f32>],
+        ctx: &[f32],
+        a1: &[f32],
+        want: &[usize],
+    ) -> Result<Vec<Vec<f32>>, TuneError> {
+        let b = self.config.batch;
+        let ctx = self.ctx_rows(ctx, b)?;
+        let n = self.grid.steps();
+        check_len("adjoint: trajectory length", &vec![0.0; traj.len()], n + 1)?;
+        let mut out = vec![Vec::new(); want.len()];
+        let lowest = want.iter().copied().min().unwrap_or(n);
+        let mut a = a1.to_vec();
+        for k in (lowest..n).rev() {
+            let (t0, t1) = (self.grid.t[k], self.grid.t[k + 1]);
+            let jta = self.whiten.vjp(self.base, &traj[k + 1], &vec![t1; b], &ctx, &a)?;
+            a = adjoint_step(&a, &jta, t0, t1);
+            check_finite("lean adjoint", &a)?;
+            if let Some(i) = want.iter().position(|&w| w == k) {
+                out[i] = a.clone();
+            }
+        }
+        if let Some(i) = want.iter().position(|&w| w == n) {
+            out[i] = a1.to_vec();
+        }
+        Ok(out)
+    }
+
+    /// One iteration; `ctx` is one context row or one per trajectory.
+    pub fn step(&mut self, reward: &mut dyn Reward, ctx: &[f32]) -> Result<IterStats, TuneError> {
+        let start = Instant::now();
+        let (b, d, n) = (self.config.batch, self.base.dim(), self.grid.steps());
+        if reward.dim() != d {
+            return Err(TuneError::Config(format!(
+                "reward dimension {} differs from the flow's {d}",
+                reward.dim()
+            )));
+        }
+        // Loss steps S: all, or `loss_steps` distinct steps drawn for this iteration.
+        let mut rng = stream(self.config.seed, "am-loss-steps", self.iter);
+        let mut keep: Vec<usize> = if self.config.loss_steps == 0 || self.config.loss_steps >= n {
+            (0..n).collect()
+        } else {
+            sample_indices(&mut rng, n, self.config.loss_steps).into_vec()
+        };
+        keep.sort_unstable();
+        let traj = self.sample_trajectories(ctx, &keep, self.iter)?;
+        let t_sample = start.elapsed().as_secs_f64();
+
+        let x1 = self.whiten.to_x(&traj.z[n]);
+        let (vals, mut g) = reward.value_and_grad(&x1)?;
+        check_len("reward values", &vals, b)?;
+        check_len("reward gradient", &g, b * d)?;
+        check_finite("reward gradient", &g)?;
+        self.whiten.scale_by_beta(&mut g);
+        let a1: Vec<f32> = g.iter().map(|v| -self.config.reward_scale * v).collect();
+        let t_reward = start.elapsed().as_secs_f64();
+
+        let adj = self.lean_adjoint(&traj.z, ctx, &a1, &keep)?;
+        let t_adjoint = start.elapsed().as_secs_f64();
+
+        // Regression: stack the kept steps into one batch [|S|·B, dim].
+        let s = keep.len();
+        let ctx_b = self.ctx_rows(ctx, b)?;
+        let mut zs = Vec::with_capacity(s * b * d);
+        let mut ts = Vec::with_capacity(s * b);
+        let mut cs = Vec::with_capacity(s * ctx_b.len());
+        for &k in &keep {
+            zs.extend_from_slice(&traj.z[k]);
+            ts.extend(std::iter::repeat(self.grid.t[k]).take(b));
+            cs.extend_from_slice(&ctx_b);
+        }
+        let v_base = self.whiten.velocity(self.base, &zs, &ts, &cs)?;
+        let cw: Vec<f32> = if self.config.flow_units_loss {
+            self.whiten.beta.iter().map(|b| b * b).collect()
+        } else {
+            vec![1.0; d]
+        };
+        let mut resid = vec![0f32; s * b * d];
+        let mut per_sample = vec![0f64; b];
+        for (j, &k) in keep.iter().enumerate() {
+            let sg = sigma(self.grid.t[k]);
+            for i in 0..b {
+                let off = (j * b + i) * d;
+                let mut acc = 0f64;
+                for c in 0..d {
+                    let vf = traj.v_ft[j][i * d + c];
+                    let r = 2.0 / sg * (vf - v_base[off + c]) + sg * adj[j][i * d + c];
+                    resid[off + c] = r;
+                    acc += (cw[c] * r * r) as f64;
+                }
+                per_sample[i] += acc / s as f64;
+            }
+        }
+        // Clipping threshold: EMA of the batch quantile.
+        let mut sorted = per_sample.clone();
+        sorted.sort_by(f64::total_cmp);
+        let q = self.config.clip_quantile;
+        let clip_on = q < 1.0;
+        let qv = sorted[((q.min(1.0) * (b - 1) as f32).round() as usize).min(b - 1)] as f32;
+        let thr = match self.clip_threshold {
+            Some(c) => self.config.clip_ema * c + (1.0 - self.config.clip_ema) * qv,
+            None => qv,
+        };
+        self.clip_threshold = Some(thr);
+        let mut clipped = 0usize;
+        let scale: Vec<f32> = per_sample
+            .iter()
+            .map(|&l| {
+                if clip_on && (l as f32) > thr && thr > 0.0 {
+                    clipped += 1;
+                    thr / l as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        // dL/dv_ft = (1/B)(1/|S|)·2·(2/σ)·residual·scale_i.
+        for (j, &k) in keep.iter().enumerate() {
+            let f = 4.0 / sigma(self.grid.t[k]) / (b * s) as f32;
+            for i in 0..b {
+                let off = (j * b + i) * d;
+                resid[off..off + d]
+                    .iter_mut()
+                    .zip(&cw)
+                    .for_each(|(r, w)| *r *= f * scale[i] * w);
+            }
+        }
+        let grad = self.whiten.param_grad(&self.ft, &zs, &ts, &cs, &resid)?;
+        check_len("parameter gradient", &grad, self.ft.params().len())?;
+        check_finite("parameter gradient", &grad)?;
+        let grad_norm = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
+        self.opt.update(self.ft.params_mut(), &grad);
+        let t_end = start.elapsed().as_secs_f64();
+
+        let mean = vals.iter().sum::<f32>() / b as f32;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / b as f32;
+        let stats = IterStats {
+            iter: self.iter,
+            reward_mean: mean,
+            reward_std: var.sqrt(),
+            loss: (per_sample.iter().sum::<f64>() / b as f64) as f32,
+            clipped: clipped as f32 / b as f32,
+            grad_norm,
+            time: Timings {
+                sampling: t_sample,
+                reward: t_reward - t_sample,
+                adjoint: t_adjoint - t_reward,
+                regression: t_end - t_adjoint,
+                total: t_end,
+            },
+        };
+        self.iter += 1;
+        Ok(stats)
+    }
+
+    /// `n` samples in the flow's coordinates from the ODE of the fine-tuned (or, with `base`,
+    /// the base) field, started from z0 ~ N(0, I) (midpoint, `steps` steps).
+    pub fn sample_ode(
+        &self,
+        n: usize,
+        ctx: &[f32],
+        steps: usize,
+        seed: u64,
+        base: bool,
+    ) -> Result<Vec<f32>, TuneError> {
+        let d = self.base.dim();
+        let c = self.base.ctx_dim();
+        let ctx = if ctx.len() == c {
+            (0..n).flat_map(|_| ctx.iter().copied()).collect()
+        } else {
+            ctx.to_vec()
+        };
+        check_len("ODE sampling context", &ctx, n * c)?;
+        let mut rng = stream(seed, "am-ode", 0);
+        let mut z: Vec<f32> = (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect();
+        ode_sample(&mut z, n, steps, true, |zz, t| {
+            if base {
+                self.whiten.velocity(self.base, zz, t, &ctx)
+            } else {
+                self.whiten.velocity(&self.ft, zz, t, &ctx)
+            }
+        })?;
+        Ok(self.whiten.to_x(&z))
+    }
+}

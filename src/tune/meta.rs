@@ -1,0 +1,44 @@
+//! Fine-tuning a flow [`MetaModel`] with Adjoint Matching: the whitening of its source, the
+//! decoder from its standardized coordinates to weights, and the loop with a per-iteration
+//! callback (progress, logging). Used by `weightflow tune` and Meta-Detectron.
+
+use super::adjoint::{AdjointMatching, AmConfig, IterStats};
+use super::classify::AffineDecoder;
+use super::flow_field::whitening_for;
+use super::reward::Reward;
+use super::TuneError;
+use crate::flow::model::MetaModel;
+use crate::flow::VelocityMlp;
+
+/// The decoder w = mean + std ⊙ x of a meta-model's standardization.
+pub fn decoder(meta: &MetaModel) -> AffineDecoder {
+    AffineDecoder {
+        shift: meta.standardizer.mean.clone(),
+        scale: meta.standardizer.std.clone(),
+    }
+}
+
+/// Fine-tunes a copy of `meta`'s velocity for `iters` iterations with context embedding `ctx`
+/// (`[ctx_dim]`, empty when unconditional); `degenerate_scale` whitens constant source
+/// coordinates; `on_iter` sees each iteration's statistics and the current fine-tuned field.
+/// Returns the fine-tuned velocity and the log.
+pub fn fine_tune(
+    meta: &MetaModel,
+    reward: &mut dyn Reward,
+    config: AmConfig,
+    ctx: &[f32],
+    iters: usize,
+    degenerate_scale: f32,
+    mut on_iter: impl FnMut(&IterStats, &VelocityMlp) -> Result<(), TuneError>,
+) -> Result<(VelocityMlp, Vec<IterStats>), TuneError> {
+    let whiten = whitening_for(meta.config.source, &meta.space.layout, &meta.standardizer, degenerate_scale)?;
+    let base = &meta.velocity;
+    let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
+    let mut log = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let s = am.step(reward, ctx)?;
+        on_iter(&s, &am.ft)?;
+        log.push(s);
+    }
+    Ok((am.ft, log))
+}

@@ -1,0 +1,229 @@
+//! `weightflow detect` and `weightflow experiment shift` end to end on synthetic shapes: a small
+//! CNN3 zoo trained here (one model exported as the `--model` file) and a tiny meta-model.
+//! BBSD, MMD and Detectron flag the shifted domain and answer in the one JSON shape; the
+//! Detectron null bank is computed once, cached next to the model and reused (same answer);
+//! meta-detectron says it is not available; the grid resumes without recomputing.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_weightflow");
+const REF: &str = "synthetic:shapes,n=400,seed=5:train";
+const SHIFTED: &str = "synthetic:shapes-shift,n=200,seed=6:test";
+const NULL: &str = "synthetic:shapes,n=200,seed=7:test";
+// Small sizes keep each Detectron call to a few seconds on 2 cores.
+const SMALL: [&str; 12] = [
+    "--n-reference",
+    "100",
+    "--null-pool",
+    "200",
+    "--null-runs",
+    "6",
+    "--ensemble",
+    "2",
+    "--epochs",
+    "1",
+    "--threads",
+    "2",
+];
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run weightflow");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (s, o, e) = run(args);
+    assert!(s, "weightflow {args:?} failed:\n{e}");
+    o
+}
+
+/// Trains a 2-model zoo and exports model 0; returns the model file.
+fn model(dir: &Path) -> String {
+    let zoo = dir.join("zoo");
+    let z = zoo.to_str().unwrap();
+    ok(&[
+        "zoo",
+        "train",
+        "--data",
+        REF,
+        "--test",
+        NULL,
+        "--models",
+        "2",
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+        "--lr",
+        "3e-3",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        z,
+    ]);
+    let f = dir.join("f.safetensors");
+    ok(&["zoo", "export", z, "--model", "0", "--out", f.to_str().unwrap()]);
+    f.to_str().unwrap().to_string()
+}
+
+fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) -> Value {
+    let mut args = vec![
+        "detect",
+        "--method",
+        method,
+        model_flag,
+        model,
+        "--reference",
+        REF,
+        "--query",
+        query,
+        "--n-query",
+        "20",
+        "--seed",
+        seed,
+        "--quiet",
+        "--json",
+    ];
+    args.extend_from_slice(&SMALL);
+    let out = ok(&args);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+}
+
+fn has_shape(v: &Value) {
+    for k in [
+        "method",
+        "statistic",
+        "threshold",
+        "p_value",
+        "shift",
+        "n_query",
+        "seed",
+        "wall_s",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k} in {v}");
+    }
+    assert!(v["shift"].is_boolean(), "{v}");
+    assert_eq!(v["n_query"], 20, "{v}");
+}
+
+#[test]
+fn detect_and_grid_on_synthetic_shift() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = model(dir.path());
+
+    // Baselines: the shifted domain is flagged, the in-distribution sample is not.
+    for m in ["bbsd", "mmd"] {
+        let s = detect(m, "--model", &f, SHIFTED, "1");
+        let n = detect(m, "--model", &f, NULL, "1");
+        has_shape(&s);
+        has_shape(&n);
+        assert_eq!(s["method"], m);
+        assert_eq!(s["shift"], true, "{m} misses the shift: {s}");
+        assert_eq!(n["shift"], false, "{m} flags the null: {n}");
+        assert!(s["p_value"].as_f64().unwrap() > 0.0);
+    }
+
+    // Detectron: first call computes the null bank (cached next to the model), the second reuses it.
+    let s = detect("detectron", "--model", &f, SHIFTED, "1");
+    has_shape(&s);
+    assert_eq!(s["method"], "detectron-entropy");
+    assert!(s["setup_s"].as_f64().unwrap() > 0.0, "bank not computed: {s}");
+    assert_eq!(s["shift"], true, "Detectron misses the shift: {s}");
+    assert!(s["disagreement"]["method"] == "detectron-disagreement", "{s}");
+    let cache = Path::new(&format!("{f}.shift-cache")).to_path_buf();
+    let banks: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(banks.len(), 1, "one null bank file in {}", cache.display());
+    let again = detect("detectron", "--model", &f, SHIFTED, "1");
+    assert_eq!(again["setup_s"].as_f64().unwrap(), 0.0, "bank recomputed: {again}");
+    for k in ["statistic", "p_value", "threshold", "shift"] {
+        assert_eq!(again[k], s[k], "{k} differs on the cached rerun");
+    }
+    let n = detect("detectron", "--model", &f, NULL, "1");
+    assert_eq!(n["shift"], false, "Detectron flags the null: {n}");
+
+    // A meta-model generates f; meta-detectron is not built yet and says so.
+    let zoo = dir.path().join("zoo");
+    let meta = dir.path().join("meta");
+    ok(&[
+        "flow",
+        "train",
+        "--zoo",
+        zoo.to_str().unwrap(),
+        "--out",
+        meta.to_str().unwrap(),
+        "--iterations",
+        "10",
+        "--width",
+        "32",
+        "--quiet",
+    ]);
+    let m = meta.to_str().unwrap();
+    let b = detect("bbsd", "--meta", m, SHIFTED, "2");
+    has_shape(&b);
+    let (okay, _, err) = run(&[
+        "detect",
+        "--method",
+        "meta-detectron",
+        "--meta",
+        m,
+        "--reference",
+        REF,
+        "--query",
+        NULL,
+        "--n-query",
+        "20",
+        "--quiet",
+    ]);
+    assert!(!okay && err.contains("not available"), "{err}");
+    let (okay, _, err) = run(&["detect", "--method", "bbsd", "--reference", REF, "--query", NULL]);
+    assert!(!okay && err.contains("--meta"), "{err}");
+
+    // The grid: runs, writes its reports, and a rerun computes nothing and gives the same rows.
+    let out = dir.path().join("grid");
+    let mut grid = vec![
+        "experiment",
+        "shift",
+        "--source",
+        REF,
+        "--shifted",
+        SHIFTED,
+        "--sizes",
+        "10",
+        "--seeds",
+        "3",
+        "--methods",
+        "bbsd,mmd",
+        "--model",
+        &f,
+        "--permutations",
+        "200",
+        "--quiet",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    grid.extend_from_slice(&SMALL);
+    let first: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
+    assert_eq!(first["computed_now"], 12, "{first}");
+    for name in ["cells.jsonl", "results.json", "results.md", "auroc.png", "auroc.svg"] {
+        assert!(out.join(name).exists(), "missing {name}");
+    }
+    let rows = first["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "bbsd and mmd at |Q| = 10: {first}");
+    for r in rows {
+        assert!(r["auroc"].as_f64().unwrap() > 0.5, "{r}");
+    }
+    let second: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
+    assert_eq!(second["computed_now"], 0, "{second}");
+    assert_eq!(second["cells"], 12);
+    assert_eq!(second["rows"], first["rows"]);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("bbsd") && md.contains("AUROC"), "{md}");
+}
