@@ -1,16 +1,15 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
+pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod detect;
 pub mod experiment;
 pub mod flow;
+pub mod tune;
 pub mod zoo;
 
 use clap::{Parser, Subcommand};
-
-pub mod bench;
-pub mod tune;
 
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
@@ -26,15 +25,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on built-in synthetic data in a few minutes.
     Demo(demo::DemoArgs),
-    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
-    Bench(bench::BenchArgs),
-    Demo(DemoArgs),
-    /// Model zoos: train, inspect, evaluate, export.
-    Zoo(zoo::ZooArgs),
     /// Inspect, export, render and download datasets.
     Data(data::DataArgs),
-    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
-    Bench(bench::BenchArgs),
+    /// Model zoos: train, inspect, evaluate, export.
+    Zoo(zoo::ZooArgs),
     /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
     Flow(flow::FlowArgs),
     /// Fine-tune a meta-model toward a reward (Adjoint Matching).
@@ -43,35 +37,20 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
-    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
-    Flow(flow::FlowArgs),
-}
-
-/// Arguments of `weightflow demo`.
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// The NM-CFM meta-model: train on zoos, sample networks, inspect.
-    Flow(flow::FlowArgs),
+    /// Time the population engine on the workloads of shared/bench/reference_torch.py.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => demo::run_demo(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Zoo(a) => zoo::run(a),
         Command::Data(a) => data::run(a),
-        Command::Demo(_a) => anyhow::bail!("demo: not built yet"),
         Command::Zoo(a) => zoo::run(a),
-        Command::Data(a) => data::run(a),
-        Command::Bench(a) => bench::run(a),
         Command::Flow(a) => flow::run(a),
         Command::Tune(a) => tune::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Experiment(a) => experiment::run(a),
-        Command::Flow(a) => flow::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
