@@ -54,19 +54,25 @@ pub fn steps(a: &DemoArgs) -> Vec<Vec<String>> {
         zoo.extend(["--threads".into(), t.to_string()]);
     }
     let info = vec!["data".into(), "info".into(), train.clone()];
-    let shifted = vec![
-        "zoo".into(),
-        "eval".into(),
-        format!("{out}/zoo"),
-        "--data".into(),
-        "synthetic:shapes-shift:test".into(),
-    ];
-    vec![
+    let zoo_dir = format!("{out}/zoo");
+    let meta = format!("{out}/meta");
+    let shifted_test = "synthetic:shapes-shift:test".to_string();
+    let shifted_train = "synthetic:shapes,shift=0.5:train".to_string();
+    let shifted_eval = "synthetic:shapes,shift=0.5:test".to_string();
+    let cmd = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut steps = vec![
         info,
         zoo,
-        vec!["zoo".into(), "info".into(), format!("{out}/zoo")],
-        shifted,
-    ]
+        cmd(&["zoo", "info", &zoo_dir]),
+        cmd(&["zoo", "eval", &zoo_dir, "--data", &shifted_test]),
+        cmd(&["flow", "train", "--zoo", &zoo_dir, "--out", &meta, "--seed", &seed]),
+        cmd(&["flow", "sample", "--meta", &meta, "--context", &test, "-n", "8", "--eval", &test, "--out", &format!("{out}/generated"), "--seed", &seed]),
+        cmd(&["tune", "--meta", &meta, "--reward", "ce", "--data", &shifted_train, "--eval", &shifted_eval, "--iters", "30", "--out", &format!("{out}/meta-tuned"), "--seed", &seed]),
+    ];
+    for query in [&shifted_test, &test] {
+        steps.push(cmd(&["detect", "--method", "meta-detectron", "--meta", &meta, "--reference", &train, "--query", query, "--n-query", "20", "--seed", &seed]));
+    }
+    steps
 }
 
 /// Runs the demo.
