@@ -252,7 +252,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         ema = if ema.is_nan() { loss } else { 0.98 * ema + 0.02 * loss };
         if let Some(pb) = &bar {
             pb.inc(1);
-            if it % 10 == 0 {
+            if it.is_multiple_of(10) {
                 pb.set_message(format!("loss {ema:.4}"));
             }
         }

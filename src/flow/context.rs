@@ -143,7 +143,7 @@ impl ContextEncoder {
     /// Embedding `[out]` of `items [k, item_len]` with the cache for backward.
     pub fn forward(&self, items: &[f32]) -> Result<(Vec<f32>, ContextCache), FlowError> {
         let il = self.config.items.item_len();
-        if items.is_empty() || items.len() % il != 0 {
+        if items.is_empty() || !items.len().is_multiple_of(il) {
             return Err(FlowError::Shape(format!(
                 "context: {} values are not a non-empty set of items of {il}",
                 items.len()

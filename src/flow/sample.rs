@@ -25,7 +25,7 @@ pub fn embed_context(meta: &MetaModel, items: &[f32], seed: u64) -> Result<Vec<f
         None => Ok(Vec::new()),
         Some(enc) => {
             let il = enc.config.items.item_len();
-            if items.is_empty() || items.len() % il != 0 {
+            if items.is_empty() || !items.len().is_multiple_of(il) {
                 return Err(FlowError::Shape(format!(
                     "context: {} values are not items of {il} values",
                     items.len()

@@ -56,7 +56,7 @@ impl Standardizer {
     /// Statistics of the rows of `w [m, d]`; `std` is floored at `floor` (relative to the
     /// mean std over coordinates) so constant coordinates stay finite.
     pub fn fit(w: &[f32], d: usize, mode: StandardizeMode, layout: &ParamLayout) -> Result<Self, FlowError> {
-        let m = if d == 0 { 0 } else { w.len() / d };
+        let m = w.len().checked_div(d).unwrap_or(0);
         if m == 0 || w.len() != m * d {
             return Err(FlowError::Shape(format!(
                 "standardize: {} values are not rows of D={d}",
@@ -82,7 +82,7 @@ impl Standardizer {
                 if layout.dim() == d {
                     layout.entries.iter().map(|e| e.range()).collect()
                 } else {
-                    vec![0..d]
+                    std::iter::once(0..d).collect()
                 }
             }
         };

@@ -117,7 +117,7 @@ impl VelocityMlp {
     /// A network with all parameters zero (to be loaded).
     pub fn zeros(config: VelocityConfig, threads: usize) -> Self {
         let mut sizes = vec![config.input_dim()];
-        sizes.extend(std::iter::repeat(config.width).take(config.depth + 1));
+        sizes.extend(std::iter::repeat_n(config.width, config.depth + 1));
         sizes.push(config.dim);
         let mlp = Mlp::new(
             MlpSpec {
