@@ -49,6 +49,9 @@ pub struct TestOptions {
     /// MMD permutations.
     #[arg(long, default_value_t = 1000)]
     pub permutations: usize,
+    /// MMD features: softmax (f's outputs: harmful shifts) or pixels (any input shift).
+    #[arg(long, default_value = "softmax")]
+    pub mmd_features: String,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -60,6 +63,11 @@ pub struct TestOptions {
 impl TestOptions {
     /// The model source and setup configuration.
     pub fn setup(&self, reference: &str) -> anyhow::Result<Setup> {
+        let mmd_pixels = match self.mmd_features.as_str() {
+            "softmax" => false,
+            "pixels" => true,
+            other => bail!("--mmd-features {other}: expected softmax or pixels"),
+        };
         let source = match (&self.model, &self.meta) {
             (Some(path), meta) => ModelSource::File {
                 path: path.clone(),
@@ -85,6 +93,7 @@ impl TestOptions {
             steps: self.steps,
             detectron,
             mmd_permutations: self.permutations,
+            mmd_pixels,
             quiet: self.quiet,
         };
         Setup::new(&source, reference, cfg)

@@ -93,6 +93,8 @@ pub struct SetupConfig {
     pub detectron: DetectronConfig,
     /// MMD permutations.
     pub mmd_permutations: usize,
+    /// MMD on the (normalized) input pixels instead of f's softmax outputs.
+    pub mmd_pixels: bool,
     pub quiet: bool,
 }
 
@@ -106,6 +108,7 @@ impl Default for SetupConfig {
             steps: None,
             detectron: DetectronConfig::default(),
             mmd_permutations: 1000,
+            mmd_pixels: false,
             quiet: false,
         }
     }
@@ -379,6 +382,11 @@ impl Setup {
                 "meta-detectron is not available yet (src/shift/meta_detectron.rs from the tune branch is not merged)"
                     .into(),
             )),
+            Method::Mmd if self.cfg.mmd_pixels => {
+                let t = Instant::now();
+                let r = mmd(&self.p, q, len, self.cfg.mmd_permutations, alpha, seed)?.with("features", "pixels");
+                Ok(vec![common(r, t.elapsed().as_secs_f64(), 0.0)])
+            }
             Method::Bbsd | Method::Mmd => {
                 let t = Instant::now();
                 let sq = softmax_of(&self.base(), q, self.cfg.detectron.threads)?;
