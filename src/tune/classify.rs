@@ -368,11 +368,17 @@ mod tests {
         let am_cfg = AmConfig {
             steps: 10,
             batch: 8,
-            reward_scale: 20.0,
+            reward_scale: 2000.0,
             lr: 1e-2,
             ..AmConfig::default()
         };
-        let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(d), am_cfg).unwrap();
+        // Generated weights concentrate around w* (x = w* + 0.1 z), as a trained meta-model's do.
+        let mut rng = stream(2, "tiny-center", 0);
+        let whiten = Whitening {
+            alpha: (0..d).map(|_| rng.gen_range(-0.5..0.5)).collect(),
+            beta: vec![0.1; d],
+        };
+        let mut am = AdjointMatching::new(&base, base.clone(), whiten, am_cfg).unwrap();
         let mean_r = |x: &[f32], r: &mut ClassifierReward<'_>| -> f32 {
             let v = r.value_and_grad(x).unwrap().0;
             v.iter().sum::<f32>() / v.len() as f32
