@@ -120,7 +120,10 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     }
     let meta = MetaModel::load(&a.meta).with_context(|| format!("--meta {}", a.meta.display()))?;
     let Some(arch) = meta.space.arch.clone() else {
-        bail!("--meta {}: this meta-model does not generate networks", a.meta.display())
+        bail!(
+            "--meta {}: this meta-model does not generate networks",
+            a.meta.display()
+        )
     };
     let train = data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
     let eval_spec = a.eval.clone().unwrap_or_else(|| a.data.clone());
@@ -132,9 +135,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let ctx = embed_context(&meta, &items, a.seed)?;
     let steps = meta.config.sample_steps;
     let solver = meta.config.solver;
-    let generate = |m: &MetaModel| -> anyhow::Result<Vec<f32>> {
-        Ok(sample(m, &items, a.eval_models, steps, solver, a.seed)?.x)
-    };
+    let generate =
+        |m: &MetaModel| -> anyhow::Result<Vec<f32>> { Ok(sample(m, &items, a.eval_models, steps, solver, a.seed)?.x) };
     let w_before = generate(&meta)?;
     let acc_before = accuracies(&arch, &w_before, a.eval_models, &eval, &norm, limit, threads)?;
 
@@ -156,7 +158,11 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         a.reward_batch,
         a.seed,
     )?;
-    let pb = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(a.iters as u64) };
+    let pb = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(a.iters as u64)
+    };
     pb.set_style(
         ProgressStyle::with_template("tune {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -175,7 +181,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         |s: &IterStats, v| {
             let mut row = serde_json::to_value(s).unwrap_or_default();
             let done = s.iter as usize + 1;
-            if a.eval_every > 0 && (done % a.eval_every == 0) && done < a.iters {
+            if a.eval_every > 0 && done.is_multiple_of(a.eval_every) && done < a.iters {
                 probe.velocity = v.clone();
                 let w = sample(&probe, &items, a.eval_models, steps, solver, a.seed)
                     .map_err(|e| crate::tune::TuneError::Field(e.to_string()))?
@@ -197,7 +203,9 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     meta2.velocity = ft;
     let w_after = generate(&meta2)?;
     let acc_after = accuracies(&arch, &w_after, a.eval_models, &eval, &norm, limit, threads)?;
-    meta2.save(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+    meta2
+        .save(&a.out)
+        .with_context(|| format!("--out {}", a.out.display()))?;
 
     let n = stats.len().max(1) as f64;
     let mut mt = Timings::default();
@@ -214,9 +222,15 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let svg = svg_panels(
         "Adjoint Matching",
         &[
-            ("reward (mean over batch)", stats.iter().map(|s| s.reward_mean as f64).collect()),
+            (
+                "reward (mean over batch)",
+                stats.iter().map(|s| s.reward_mean as f64).collect(),
+            ),
             ("regression loss", stats.iter().map(|s| s.loss as f64).collect()),
-            (&format!("eval accuracy every {} iterations", a.eval_every), eval_curve.clone()),
+            (
+                &format!("eval accuracy every {} iterations", a.eval_every),
+                eval_curve.clone(),
+            ),
         ],
     );
     std::fs::write(&plot_path, svg).with_context(|| plot_path.display().to_string())?;
@@ -261,7 +275,12 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         if let Some(b) = out.get("baseline") {
             eprintln!("SGD baseline: {} → {}", b["before_acc"], b["after_acc"]);
         }
-        eprintln!("fine-tuned meta-model in {}; log {}; plot {}", a.out.display(), log_path.display(), plot_path.display());
+        eprintln!(
+            "fine-tuned meta-model in {}; log {}; plot {}",
+            a.out.display(),
+            log_path.display(),
+            plot_path.display()
+        );
     }
     Ok(())
 }

@@ -132,12 +132,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                 whiten.dim()
             )));
         }
-        if config.batch == 0 || !(config.lr > 0.0) || !config.reward_scale.is_finite() {
+        if config.batch == 0 || config.lr.is_nan() || config.lr <= 0.0 || !config.reward_scale.is_finite() {
             return Err(TuneError::Config(format!(
                 "batch must be ≥ 1, lr > 0 and the reward multiplier finite: {config:?}"
             )));
         }
-        if !(0.0..1.0).contains(&config.clip_ema) || !(config.clip_quantile > 0.0) {
+        if !(0.0..1.0).contains(&config.clip_ema) || config.clip_quantile.is_nan() || config.clip_quantile <= 0.0 {
             return Err(TuneError::Config(format!(
                 "clip_ema must be in [0, 1) and clip_quantile > 0: {config:?}"
             )));
@@ -276,7 +276,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         let mut cs = Vec::with_capacity(s * ctx_b.len());
         for &k in &keep {
             zs.extend_from_slice(&traj.z[k]);
-            ts.extend(std::iter::repeat(self.grid.t[k]).take(b));
+            ts.extend(std::iter::repeat_n(self.grid.t[k], b));
             cs.extend_from_slice(&ctx_b);
         }
         let v_base = self.whiten.velocity(self.base, &zs, &ts, &cs)?;
@@ -327,12 +327,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         // dL/dv_ft = (1/B)(1/|S|)·2·(2/σ)·residual·scale_i.
         for (j, &k) in keep.iter().enumerate() {
             let f = 4.0 / sigma(self.grid.t[k]) / (b * s) as f32;
-            for i in 0..b {
+            for (i, &sc) in scale.iter().enumerate() {
                 let off = (j * b + i) * d;
                 resid[off..off + d]
                     .iter_mut()
                     .zip(&cw)
-                    .for_each(|(r, w)| *r *= f * scale[i] * w);
+                    .for_each(|(r, w)| *r *= f * sc * w);
             }
         }
         let grad = self.whiten.param_grad(&self.ft, &zs, &ts, &cs, &resid)?;

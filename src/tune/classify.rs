@@ -223,7 +223,7 @@ impl Reward for ClassifierReward<'_> {
 
     fn value_and_grad(&mut self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
         let d_in = self.decoder.dim_in();
-        if x.is_empty() || x.len() % d_in != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(d_in) {
             return Err(TuneError::Shape {
                 what: "classifier reward input".into(),
                 expected: d_in,
@@ -251,9 +251,9 @@ impl Reward for ClassifierReward<'_> {
                 let mut l: Vec<u32> = idx.iter().map(|&i| p_labels[i]).collect();
                 l.extend_from_slice(q_labels);
                 let mut kd = vec![SampleLoss::CrossEntropy; n];
-                kd.extend(std::iter::repeat(SampleLoss::Disagreement).take(q.len()));
+                kd.extend(std::iter::repeat_n(SampleLoss::Disagreement, q.len()));
                 let mut wt = vec![1.0; n];
-                wt.extend(std::iter::repeat(lambda).take(q.len()));
+                wt.extend(std::iter::repeat_n(lambda, q.len()));
                 (l, Some(kd), Some(wt))
             }
         };
@@ -304,7 +304,11 @@ mod tests {
             xp[j] += 1e-2;
             xm[j] -= 1e-2;
             let fd = (r.value_and_grad(&xp).unwrap().0[0] as f64 - r.value_and_grad(&xm).unwrap().0[0] as f64) / 2e-2;
-            assert!((fd - g[j] as f64).abs() < 2e-3 + 2e-2 * fd.abs(), "coordinate {j}: fd {fd} vs {}", g[j]);
+            assert!(
+                (fd - g[j] as f64).abs() < 2e-3 + 2e-2 * fd.abs(),
+                "coordinate {j}: fd {fd} vs {}",
+                g[j]
+            );
         }
     }
 
@@ -363,16 +367,30 @@ mod tests {
         let base = VelocityMlp::new(cfg, 1, &mut stream(0, "tiny-velocity", 0));
         let dec = AffineDecoder::identity(d);
         let norm = Normalization::IDENTITY;
-        let mut r =
-            ClassifierReward::new(&spec, &data, norm, Box::new(dec), ClassifierObjective::CrossEntropy, 1000, 0).unwrap();
+        let mut r = ClassifierReward::new(
+            &spec,
+            &data,
+            norm,
+            Box::new(dec),
+            ClassifierObjective::CrossEntropy,
+            1000,
+            0,
+        )
+        .unwrap();
         let am_cfg = AmConfig {
             steps: 10,
             batch: 8,
-            reward_scale: 20.0,
+            reward_scale: 2000.0,
             lr: 1e-2,
             ..AmConfig::default()
         };
-        let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(d), am_cfg).unwrap();
+        // Generated weights concentrate around w* (x = w* + 0.1 z), as a trained meta-model's do.
+        let mut rng = stream(2, "tiny-center", 0);
+        let whiten = Whitening {
+            alpha: (0..d).map(|_| rng.gen_range(-0.5..0.5)).collect(),
+            beta: vec![0.1; d],
+        };
+        let mut am = AdjointMatching::new(&base, base.clone(), whiten, am_cfg).unwrap();
         let mean_r = |x: &[f32], r: &mut ClassifierReward<'_>| -> f32 {
             let v = r.value_and_grad(x).unwrap().0;
             v.iter().sum::<f32>() / v.len() as f32
@@ -381,7 +399,10 @@ mod tests {
         for i in 0..100 {
             let s = am.step(&mut r, &[]).unwrap();
             if i % 10 == 0 {
-                eprintln!("{i}: reward {} loss {} clipped {} grad {}", s.reward_mean, s.loss, s.clipped, s.grad_norm);
+                eprintln!(
+                    "{i}: reward {} loss {} clipped {} grad {}",
+                    s.reward_mean, s.loss, s.clipped, s.grad_norm
+                );
             }
         }
         let after = mean_r(&am.sample_ode(64, &[], 10, 4, false).unwrap(), &mut r);

@@ -31,7 +31,12 @@ pub fn fine_tune(
     degenerate_scale: f32,
     mut on_iter: impl FnMut(&IterStats, &VelocityMlp) -> Result<(), TuneError>,
 ) -> Result<(VelocityMlp, Vec<IterStats>), TuneError> {
-    let whiten = whitening_for(meta.config.source, &meta.space.layout, &meta.standardizer, degenerate_scale)?;
+    let whiten = whitening_for(
+        meta.config.source,
+        &meta.space.layout,
+        &meta.standardizer,
+        degenerate_scale,
+    )?;
     let base = &meta.velocity;
     let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
     let mut log = Vec::with_capacity(iters);

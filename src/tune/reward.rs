@@ -13,7 +13,7 @@ pub trait Reward {
 }
 
 fn rows(x: &[f32], dim: usize) -> Result<usize, TuneError> {
-    if dim == 0 || x.len() % dim != 0 {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
         return Err(TuneError::Shape {
             what: "reward input (rows of dim)".into(),
             expected: dim,
@@ -63,8 +63,8 @@ impl Reward for QuadraticReward {
         let mut grads = Vec::with_capacity(x.len());
         for r in x.chunks(d) {
             let mut v = 0.0;
-            for j in 0..d {
-                let e = r[j] - self.center[j];
+            for (j, &rj) in r.iter().enumerate() {
+                let e = rj - self.center[j];
                 v -= 0.5 * self.precision[j] * e * e;
                 grads.push(-self.precision[j] * e);
             }
