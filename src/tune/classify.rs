@@ -363,6 +363,7 @@ mod tests {
             width: 64,
             depth: 1,
             residual: false,
+            param: crate::flow::velocity::Parameterization::Velocity,
         };
         let base = VelocityMlp::new(cfg, 1, &mut stream(0, "tiny-velocity", 0));
         let dec = AffineDecoder::identity(d);

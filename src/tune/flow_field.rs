@@ -157,6 +157,7 @@ mod tests {
             width: 64,
             depth: 2,
             residual: false,
+            param: crate::flow::velocity::Parameterization::Velocity,
         };
         let base = trained_base(cfg);
         let c = vec![0.6f32, -0.5, 0.4];
