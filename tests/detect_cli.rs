@@ -62,6 +62,8 @@ fn model(dir: &Path) -> String {
         "32",
         "--lr",
         "3e-3",
+        "--val-fraction",
+        "0.16",
         "--threads",
         "2",
         "--quiet",
