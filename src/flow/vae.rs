@@ -10,12 +10,15 @@
 
 use crate::engine::rng::{stream, Rng};
 use crate::flow::mlp::{Mlp, MlpSpec};
+use crate::flow::model::{io_err, read_tensor, to_bytes, write_atomic};
 use crate::flow::opt::{OptSettings, TrainState};
 use crate::flow::FlowError;
 use crate::nets::init::InitScheme;
 use rand::Rng as _;
 use rand_distr::StandardNormal;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Shape and loss weight of a [`Vae`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,6 +214,53 @@ impl Vae {
         }
         loss
     }
+    /// Saves into directory `dir` (created if missing): `vae.json` (the [`VaeConfig`]) and
+    /// `vae.safetensors` (tensors `vae.enc.layers.{i}.weight|bias`, `vae.dec.…`).
+    pub fn save(&self, dir: &Path) -> Result<(), FlowError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let (pe, pd) = self.split(&self.params);
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = [(&self.enc, pe), (&self.dec, pd)]
+            .iter()
+            .flat_map(|(m, p)| {
+                m.layout
+                    .entries
+                    .iter()
+                    .map(|e| (e.name.clone(), e.shape.clone(), to_bytes(&p[e.range()])))
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = bytes
+            .iter()
+            .map(|(n, s, b)| {
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| io_err(dir, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let st = safetensors::serialize(views, &None).map_err(|e| io_err(dir, e))?;
+        write_atomic(&dir.join("vae.safetensors"), &st)?;
+        let json = serde_json::to_vec_pretty(&self.config).map_err(|e| io_err(dir, e))?;
+        write_atomic(&dir.join("vae.json"), &json)
+    }
+
+    /// Loads a VAE written by [`Self::save`] from `dir`.
+    pub fn load(dir: &Path, threads: usize) -> Result<Self, FlowError> {
+        let cpath = dir.join("vae.json");
+        let text = std::fs::read(&cpath).map_err(|e| io_err(&cpath, e))?;
+        let config: VaeConfig = serde_json::from_slice(&text).map_err(|e| io_err(&cpath, e))?;
+        let mut vae = Vae::new(config, threads, &mut stream(0, "vae-load", 0))?;
+        let mpath = dir.join("vae.safetensors");
+        let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| io_err(&mpath, e))?;
+        let ne = vae.enc.num_params();
+        for (m, off) in [(&vae.enc, 0), (&vae.dec, ne)] {
+            for e in &m.layout.entries {
+                let v = read_tensor(&st, &e.name, e.len(), &mpath)?;
+                let r = e.range();
+                vae.params[off + r.start..off + r.end].copy_from_slice(&v);
+            }
+        }
+        Ok(vae)
+    }
 }
 
 /// Trains a VAE on `data [N, d]` (row-major); returns it and the per-step losses.
@@ -366,5 +416,13 @@ mod tests {
         // Same seed, same model.
         let (again, _) = train_vae(vae.config.clone(), &data, &settings, 1).unwrap();
         assert_eq!(again.params, vae.params);
+        // Save / load round trip.
+        let dir = std::env::temp_dir().join(format!("wf-vae-test-{}", std::process::id()));
+        vae.save(&dir).unwrap();
+        let loaded = Vae::load(&dir, 1).unwrap();
+        assert_eq!(loaded.config, vae.config);
+        assert_eq!(loaded.params, vae.params);
+        assert!(Vae::load(&dir.join("missing"), 1).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
