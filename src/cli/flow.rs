@@ -3,7 +3,11 @@
 use crate::data::{self, Dataset, Normalization};
 use crate::flow::context::ItemKind;
 use crate::flow::model::{FlowConfig, TargetSpace};
+use crate::flow::opt::OptSettings;
+use crate::flow::source::Source;
+use crate::flow::vae::{LatentCodec, VaeConfig, VaeTrainSettings};
 use crate::flow::{sample, train, MetaModel, Solver, TargetGroup};
+use crate::nets::ParamLayout;
 use crate::zoo::{self, Zoo};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -74,6 +78,19 @@ pub struct TrainArgs {
     pub context_pool: usize,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train a VAE with this latent size on the targets first, then the flow on its latent codes
+    /// (encoder means) from a N(0, I) source; `flow sample` decodes.
+    #[arg(long)]
+    pub vae_latent: Option<usize>,
+    /// VAE hidden widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    pub vae_hidden: Vec<usize>,
+    /// VAE KL weight β.
+    #[arg(long, default_value_t = 1e-3)]
+    pub vae_beta: f32,
+    /// VAE training steps.
+    #[arg(long, default_value_t = 2000)]
+    pub vae_steps: usize,
     #[arg(long)]
     pub threads: Option<usize>,
     #[arg(long)]
@@ -234,6 +251,16 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let Some((spec, layout)) = arch else {
         bail!("--zoo: no zoo given")
     };
+    let (layout, codec) = match a.vae_latent {
+        None => (layout, None),
+        Some(l) => {
+            let (latent, codec) = fit_codec(&a, &cfg, &layout, l, &mut groups)?;
+            (latent, Some(codec))
+        }
+    };
+    if codec.is_some() {
+        cfg.source = Source::Gaussian;
+    }
     let space = TargetSpace {
         layout,
         arch: Some(spec),
@@ -262,6 +289,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         pb.finish_and_clear();
     }
     meta.save(&a.out)?;
+    if let Some(c) = &codec {
+        c.save(&a.out)?;
+    }
     let s = &meta.summary;
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -277,6 +307,55 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Trains the [`LatentCodec`] on all groups' targets and replaces each group's targets by their
+/// latent codes; returns the latent layout and the codec.
+fn fit_codec(
+    a: &TrainArgs,
+    cfg: &FlowConfig,
+    layout: &ParamLayout,
+    latent: usize,
+    groups: &mut [TargetGroup],
+) -> anyhow::Result<(ParamLayout, LatentCodec)> {
+    let d = layout.dim();
+    let all: Vec<f32> = groups.iter().flat_map(|g| g.targets.iter().copied()).collect();
+    let vcfg = VaeConfig {
+        data_dim: d,
+        latent,
+        hidden: a.vae_hidden.clone(),
+        beta: a.vae_beta,
+    };
+    let settings = VaeTrainSettings {
+        steps: a.vae_steps,
+        batch: cfg.batch,
+        opt: OptSettings {
+            ema_decay: 0.0,
+            ..cfg.opt
+        },
+        seed: cfg.seed,
+    };
+    let t0 = std::time::Instant::now();
+    let (codec, losses) = LatentCodec::fit(&all, layout, cfg.standardize, vcfg, &settings, cfg.gemm_threads())
+        .context("--vae-latent: VAE training")?;
+    for g in groups.iter_mut() {
+        g.targets = codec
+            .encode(&g.targets)
+            .with_context(|| format!("group {}: VAE encoding", g.name))?;
+    }
+    if !a.quiet {
+        let last = losses.last().map(|l| (l.recon, l.kl)).unwrap_or((f32::NAN, f32::NAN));
+        eprintln!(
+            "VAE {d} → {latent}: {} steps in {:.1}s, final recon MSE {:.4}, KL {:.3}",
+            losses.len(),
+            t0.elapsed().as_secs_f64(),
+            last.0,
+            last.1
+        );
+    }
+    let mut latent_layout = ParamLayout::default();
+    latent_layout.push("latent", vec![latent]);
+    Ok((latent_layout, codec))
+}
+
 fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     let meta = MetaModel::load(&a.meta).with_context(|| format!("--meta {}", a.meta.display()))?;
     let ds = data::load(&a.context).with_context(|| format!("--context {}", a.context))?;
@@ -290,9 +369,15 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         bail!("-n must be at least 1");
     }
     let t0 = std::time::Instant::now();
-    let s = sample(&meta, &items, a.n, steps, solver, a.seed)?;
+    let mut s = sample(&meta, &items, a.n, steps, solver, a.seed)?;
+    let mut d = meta.dim();
+    if LatentCodec::exists(&a.meta) {
+        let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
+        let codec = LatentCodec::load(&a.meta, threads).with_context(|| format!("--meta {}", a.meta.display()))?;
+        s.x = codec.decode(&s.x).context("VAE decoding")?;
+        d = codec.vae.config.data_dim;
+    }
     let sample_s = t0.elapsed().as_secs_f64();
-    let d = meta.dim();
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let arch_json = serde_json::to_string(&meta.space.arch)?;
     let st =

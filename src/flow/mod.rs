@@ -1,7 +1,7 @@
 //! NM-CFM: the conditional flow-matching meta-model over weight vectors.
 //!
 //! Owns the velocity network ([`velocity`], on the hand-written MLP of [`mlp`]), its training
-//! state ([`opt`]), flow-matching paths and minibatch couplings ([`cfm`], [`coupling`]), the
+//! state ([`opt`]), an optional latent-space VAE ([`vae`]), flow-matching paths and minibatch couplings ([`cfm`], [`coupling`]), the
 //! source distribution and standardization ([`source`]), ODE solvers ([`solve`]), the set
 //! encoder of the conditioning images ([`context`]), training and sampling of a [`MetaModel`]
 //! ([`train`], [`sample`], [`model`]) and the MLP step benchmark ([`bench`]).
@@ -17,6 +17,7 @@ pub mod sample;
 pub mod solve;
 pub mod source;
 pub mod train;
+pub mod vae;
 pub mod velocity;
 
 pub use model::{FlowConfig, MetaModel, TargetSpace};

@@ -177,7 +177,7 @@ struct ConfigFile {
 
 const FORMAT: u32 = 1;
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> FlowError {
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> FlowError {
     FlowError::Io {
         path: path.display().to_string(),
         msg: e.to_string(),
@@ -191,12 +191,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FlowError> {
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
-fn to_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Reads the f32 tensor `name` of `len` values.
-fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Result<Vec<f32>, FlowError> {
+pub(crate) fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Result<Vec<f32>, FlowError> {
     let t = st
         .tensor(name)
         .map_err(|e| io_err(path, format!("tensor {name}: {e}")))?;
