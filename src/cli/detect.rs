@@ -52,6 +52,12 @@ pub struct TestOptions {
     /// Meta-Detectron: in-distribution samples P* in the cached null bank.
     #[arg(long, default_value_t = 10)]
     pub md_null_runs: usize,
+    /// Meta-Detectron: reward multiplier of Adjoint Matching.
+    #[arg(long, default_value_t = MetaDetectronConfig::default().reward_scale)]
+    pub md_reward_scale: f32,
+    /// Meta-Detectron: learning rate of the fine-tuning.
+    #[arg(long, default_value_t = MetaDetectronConfig::default().lr)]
+    pub md_lr: f32,
     /// Meta-Detectron: also record g's entropy statistic after every iteration of the query run.
     #[arg(long)]
     pub md_trace: bool,
@@ -109,6 +115,8 @@ impl TestOptions {
                 kappa: self.kappa,
                 alpha: self.alpha,
                 trace: self.md_trace,
+                reward_scale: self.md_reward_scale,
+                lr: self.md_lr,
                 ..MetaDetectronConfig::default()
             },
             quiet: self.quiet,
