@@ -201,7 +201,10 @@ fn detect_and_grid_on_synthetic_shift() {
     let first = md(SHIFTED);
     has_shape(&first);
     assert_eq!(first["method"], "meta-detectron", "{first}");
-    assert!(first["setup_s"].as_f64().unwrap() > 0.0, "P* bank not computed: {first}");
+    assert!(
+        first["setup_s"].as_f64().unwrap() > 0.0,
+        "P* bank not computed: {first}"
+    );
     assert_eq!(first["null_entropies"].as_array().unwrap().len(), 3, "{first}");
     assert_eq!(first["cdc_per_iter"].as_array().unwrap().len(), 2, "{first}");
     assert_eq!(first["entropy_per_iter"].as_array().unwrap().len(), 2, "{first}");

@@ -118,7 +118,12 @@ fn tune_err(e: crate::tune::TuneError) -> ShiftError {
 }
 
 /// f's softmax on a raw-pixel dataset, `[n, classes]`.
-fn softmax_rows(base: &BaseModel<'_>, ds: &Dataset, norm: &Normalization, threads: usize) -> Result<Vec<f32>, ShiftError> {
+fn softmax_rows(
+    base: &BaseModel<'_>,
+    ds: &Dataset,
+    norm: &Normalization,
+    threads: usize,
+) -> Result<Vec<f32>, ShiftError> {
     let idx: Vec<usize> = (0..ds.len()).collect();
     let z = crate::tune::classify::logits(base.spec, base.weights, 1, ds, &idx, norm, threads).map_err(tune_err)?;
     let c = base.spec.num_classes();
@@ -157,7 +162,12 @@ pub fn pair_statistics(a: &[f32], b: &[f32], classes: usize) -> Result<(f64, f64
 
 /// Fine-tunes on S (a raw-pixel dataset), generates g and measures it on S. `seed` seeds the
 /// fine-tuning.
-pub fn meta_run(ctx: &MetaContext<'_>, s: &Dataset, cfg: &MetaDetectronConfig, seed: u64) -> Result<MetaRun, ShiftError> {
+pub fn meta_run(
+    ctx: &MetaContext<'_>,
+    s: &Dataset,
+    cfg: &MetaDetectronConfig,
+    seed: u64,
+) -> Result<MetaRun, ShiftError> {
     let t = Instant::now();
     if s.is_empty() {
         return Err(ShiftError::Empty("meta-detectron sample".into()));
@@ -199,20 +209,28 @@ pub fn meta_run(ctx: &MetaContext<'_>, s: &Dataset, cfg: &MetaDetectronConfig, s
     };
     let mut trace = Vec::new();
     let mut trace_err: Option<ShiftError> = None;
-    let (ft, log) = fine_tune(ctx.meta, &mut reward, am, &emb, cfg.iters, cfg.degenerate_scale, |_, v| {
-        if cfg.trace && trace_err.is_none() {
-            probe.velocity = v.clone();
-            let r = generate(&probe).and_then(|w| {
-                let g = BaseModel { spec, weights: &w };
-                pair_statistics(&f_s, &softmax_rows(&g, s, &ctx.norm, ctx.threads)?, c)
-            });
-            match r {
-                Ok((e, _)) => trace.push(e),
-                Err(e) => trace_err = Some(e),
+    let (ft, log) = fine_tune(
+        ctx.meta,
+        &mut reward,
+        am,
+        &emb,
+        cfg.iters,
+        cfg.degenerate_scale,
+        |_, v| {
+            if cfg.trace && trace_err.is_none() {
+                probe.velocity = v.clone();
+                let r = generate(&probe).and_then(|w| {
+                    let g = BaseModel { spec, weights: &w };
+                    pair_statistics(&f_s, &softmax_rows(&g, s, &ctx.norm, ctx.threads)?, c)
+                });
+                match r {
+                    Ok((e, _)) => trace.push(e),
+                    Err(e) => trace_err = Some(e),
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .map_err(tune_err)?;
     if let Some(e) = trace_err {
         return Err(e);
@@ -258,7 +276,9 @@ pub fn dataset_from_tensor(
             p.round().clamp(0.0, 255.0) as u8
         })
         .collect();
-    let names = (0..labels.iter().max().map_or(1, |m| *m as usize + 1)).map(|c| c.to_string()).collect();
+    let names = (0..labels.iter().max().map_or(1, |m| *m as usize + 1))
+        .map(|c| c.to_string())
+        .collect();
     Ok(Dataset::new("query", images, labels, shape, names)?)
 }
 
@@ -315,7 +335,12 @@ pub fn load_or_compute_bank(
         )
         .into_vec();
         let s = pool.subset(&idx);
-        let r = meta_run(ctx, &s, &plain, ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1))?;
+        let r = meta_run(
+            ctx,
+            &s,
+            &plain,
+            ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1),
+        )?;
         if !quiet {
             eprintln!(
                 "meta-detectron null run {}/{}: entropy {:.4} disagreement {:.3} ({:.1} s)",
@@ -355,18 +380,24 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
         n_query,
         seed,
     );
-    Ok(
-        DetectionResult::new("meta-detectron", query.entropy, te.threshold, te.p_value, te.reject, n_query, seed)
-            .with("statistic_kind", "entropy")
-            .with("alpha", alpha)
-            .with("disagreement", dis.to_json())
-            .with("cdc_per_iter", query.cdc.clone())
-            .with("entropy_per_iter", query.entropy_trace.clone())
-            .with("null_entropies", ents)
-            .with("null_disagreements", diss)
-            .with("iters", bank.config.iters)
-            .with("null_runs", bank.runs.len()),
+    Ok(DetectionResult::new(
+        "meta-detectron",
+        query.entropy,
+        te.threshold,
+        te.p_value,
+        te.reject,
+        n_query,
+        seed,
     )
+    .with("statistic_kind", "entropy")
+    .with("alpha", alpha)
+    .with("disagreement", dis.to_json())
+    .with("cdc_per_iter", query.cdc.clone())
+    .with("entropy_per_iter", query.entropy_trace.clone())
+    .with("null_entropies", ents)
+    .with("null_disagreements", diss)
+    .with("iters", bank.config.iters)
+    .with("null_runs", bank.runs.len()))
 }
 
 #[cfg(test)]

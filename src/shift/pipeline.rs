@@ -468,7 +468,12 @@ impl Setup {
         let (bank, computed) = load_or_compute_bank(&path, &ctx, &pool, nq, &cfg, self.cfg.quiet)?;
         let setup_s = if computed { t.elapsed().as_secs_f64() } else { 0.0 };
         let f_q = softmax_of(&self.base(), q, threads)?;
-        let q_ds = dataset_from_tensor(q, self.reference.shape, &self.norm, crate::shift::stats::argmax_rows(&f_q, c))?;
+        let q_ds = dataset_from_tensor(
+            q,
+            self.reference.shape,
+            &self.norm,
+            crate::shift::stats::argmax_rows(&f_q, c),
+        )?;
         let run = meta_run(&ctx, &q_ds, &cfg, seed.wrapping_add(0x9e37_79b9))?;
         let r = decide(&run, &bank, nq, seed)?
             .with("null_bank", path.display().to_string())
