@@ -2,7 +2,7 @@
 //! CNN3 zoo trained here (one model exported as the `--model` file) and a tiny meta-model.
 //! BBSD, MMD and Detectron flag the shifted domain and answer in the one JSON shape; the
 //! Detectron null bank is computed once, cached next to the model and reused (same answer);
-//! meta-detectron says it is not available; the grid resumes without recomputing.
+//! Meta-Detectron runs with a tiny meta-model, caches its P* bank and reuses it; the grid resumes without recomputing.
 
 use serde_json::Value;
 use std::path::Path;
@@ -169,21 +169,60 @@ fn detect_and_grid_on_synthetic_shift() {
     let m = meta.to_str().unwrap();
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
-    let (okay, _, err) = run(&[
-        "detect",
-        "--method",
-        "meta-detectron",
-        "--meta",
-        m,
-        "--reference",
-        REF,
-        "--query",
-        NULL,
-        "--n-query",
-        "20",
-        "--quiet",
-    ]);
-    assert!(!okay && err.contains("not available"), "{err}");
+    // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*
+    // bank next to the meta-model, the second reads it back.
+    let md = |query: &str| -> Value {
+        let mut args = vec![
+            "detect",
+            "--method",
+            "meta-detectron",
+            "--meta",
+            m,
+            "--reference",
+            REF,
+            "--query",
+            query,
+            "--n-query",
+            "20",
+            "--seed",
+            "3",
+            "--md-iters",
+            "2",
+            "--md-null-runs",
+            "3",
+            "--md-trace",
+            "--quiet",
+            "--json",
+        ];
+        args.extend_from_slice(&SMALL);
+        let out = ok(&args);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+    };
+    let first = md(SHIFTED);
+    has_shape(&first);
+    assert_eq!(first["method"], "meta-detectron", "{first}");
+    assert!(
+        first["setup_s"].as_f64().unwrap() > 0.0,
+        "P* bank not computed: {first}"
+    );
+    assert_eq!(first["null_entropies"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(first["cdc_per_iter"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["entropy_per_iter"].as_array().unwrap().len(), 2, "{first}");
+    let stat = first["statistic"].as_f64().unwrap();
+    assert!(stat.is_finite() && stat >= 0.0 && stat <= 10f64.ln() + 1e-9, "{first}");
+    let dis = first["disagreement"]["statistic"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&dis), "{first}");
+    let md_banks: Vec<_> = std::fs::read_dir(meta.join("shift-cache"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("meta-detectron"))
+        .collect();
+    assert_eq!(md_banks.len(), 1, "one P* bank next to the meta-model");
+    let second = md(NULL);
+    has_shape(&second);
+    assert_eq!(second["setup_s"].as_f64().unwrap(), 0.0, "P* bank recomputed: {second}");
+    assert_eq!(second["null_entropies"], first["null_entropies"], "cached bank differs");
+    assert_eq!(second["threshold"], first["threshold"]);
     let (okay, _, err) = run(&["detect", "--method", "bbsd", "--reference", REF, "--query", NULL]);
     assert!(!okay && err.contains("--meta"), "{err}");
 

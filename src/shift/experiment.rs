@@ -109,11 +109,6 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
             "the grid needs at least one method, size and seed".into(),
         ));
     }
-    if cfg.methods.contains(&Method::MetaDetectron) {
-        return Err(ShiftError::Invalid(
-            "meta-detectron is not available yet (not merged from the tune branch); drop it from --methods".into(),
-        ));
-    }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let path = out.join("cells.jsonl");
     let mut cells: Vec<Cell> = read_cells(&path)?

@@ -5,11 +5,13 @@
 pub mod baselines;
 pub mod detectron;
 pub mod experiment;
+pub mod meta_detectron;
 pub mod pipeline;
 pub mod result;
 pub mod stats;
 
 pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use meta_detectron::MetaDetectronConfig;
 pub use pipeline::{Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;
 
