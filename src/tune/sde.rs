@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn endpoint_step_matches_the_sde() {
         let (a, b, s) = endpoint_coeffs(0.9, 1.0);
-        assert!(a.abs() < 1e-12 && (b - 1.0).abs() < 1e-12 && s.abs() < 1e-9, "{a} {b} {s}");
+        assert!(
+            a.abs() < 1e-12 && (b - 1.0).abs() < 1e-12 && s.abs() < 1e-9,
+            "{a} {b} {s}"
+        );
         let (t0, t1) = (0.5f32, 0.501f32);
         let (x0, n) = (0.3f32, 1.2f32);
         let v = (n - x0) / (1.0 - t0);
