@@ -142,6 +142,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
 
     let cfg = AmConfig {
         steps: a.steps,
+        endpoint_steps: meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint,
         batch: a.batch,
         loss_steps: a.loss_steps,
         reward_scale: a.reward_scale,

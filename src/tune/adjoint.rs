@@ -17,7 +17,7 @@
 
 use super::field::{Field, TrainableField, Whitening};
 use super::reward::Reward;
-use super::sde::{adjoint_step, ode_sample, sde_step, sigma, Grid};
+use super::sde::{adjoint_step, endpoint_coeffs, endpoint_step, ode_sample, sde_step, sigma, Grid};
 use super::{check_finite, check_len, TuneError};
 use crate::engine::optim::{OptimConfig, Optimizer};
 use crate::engine::rng::stream;
@@ -49,6 +49,10 @@ pub struct AmConfig {
     /// coordinates, so that coordinates with a tiny source scale do not dominate). The
     /// per-coordinate minimizer is unchanged; with identity whitening this is a no-op.
     pub flow_units_loss: bool,
+    /// Step the SDE and the adjoint with a frozen endpoint prediction (exact DDPM-posterior steps,
+    /// see `sde`), for endpoint-form fields whose v is stiff at t → 1. The field is never read at t = 1.
+    #[serde(default)]
+    pub endpoint_steps: bool,
     /// Run seed.
     pub seed: u64,
 }
@@ -65,6 +69,7 @@ impl Default for AmConfig {
             clip_quantile: 0.9,
             clip_ema: 0.9,
             flow_units_loss: true,
+            endpoint_steps: false,
             seed: 0,
         }
     }
@@ -191,7 +196,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             let v = self.whiten.velocity(&self.ft, &z, &vec![t0; b], &ctx)?;
             check_finite("fine-tuned velocity during sampling", &v)?;
             traj.push(z.clone());
-            sde_step(&mut z, &v, t0, t1, &mut rng, true);
+            if self.config.endpoint_steps {
+                let xhat: Vec<f32> = z.iter().zip(&v).map(|(x, v)| x + (1.0 - t0) * v).collect();
+                endpoint_step(&mut z, &xhat, t0, t1, &mut rng, true);
+            } else {
+                sde_step(&mut z, &v, t0, t1, &mut rng, true);
+            }
             if keep.contains(&k) {
                 v_keep.push(v);
             }
@@ -222,8 +232,19 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         let mut a = a1.to_vec();
         for k in (lowest..n).rev() {
             let (t0, t1) = (self.grid.t[k], self.grid.t[k + 1]);
-            let jta = self.whiten.vjp(self.base, &traj[k + 1], &vec![t1; b], &ctx, &a)?;
-            a = adjoint_step(&a, &jta, t0, t1);
+            if self.config.endpoint_steps {
+                let jta = self.whiten.vjp(self.base, &traj[k], &vec![t0; b], &ctx, &a)?;
+                let (ca, cb, _) = endpoint_coeffs(t0, t1);
+                let s = 1.0 - t0;
+                a = a
+                    .iter()
+                    .zip(&jta)
+                    .map(|(&ai, &gi)| (ca * ai as f64 + cb * (ai + s * gi) as f64) as f32)
+                    .collect();
+            } else {
+                let jta = self.whiten.vjp(self.base, &traj[k + 1], &vec![t1; b], &ctx, &a)?;
+                a = adjoint_step(&a, &jta, t0, t1);
+            }
             check_finite("lean adjoint", &a)?;
             if let Some(i) = want.iter().position(|&w| w == k) {
                 out[i] = a.clone();

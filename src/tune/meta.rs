@@ -38,6 +38,9 @@ pub fn fine_tune(
         degenerate_scale,
     )?;
     let base = &meta.velocity;
+    let mut config = config;
+    // Endpoint-form fields are stiff at t → 1: step with the frozen endpoint prediction.
+    config.endpoint_steps |= base.config.param == crate::flow::velocity::Parameterization::Endpoint;
     let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
     let mut log = Vec::with_capacity(iters);
     for _ in 0..iters {

@@ -9,6 +9,17 @@
 //! `t_{k+1} X_{k+1} = t_k X_k + (t_{k+1}² − t_k²) v + √q ξ`, q = ∫ s²σ(s)² ds
 //! = (t_{k+1}² − t_k²) − ⅔(t_{k+1}³ − t_k³). For the adjoint, u = a/t obeys du/dt = −2 Jᵀ u,
 //! stepped backward by explicit Euler: `u_k = u_{k+1} + 2h J(x_{k+1}, t_{k+1})ᵀ u_{k+1}`.
+//!
+//! **Endpoint-form fields** (v = (x̂1 − x)/(1 − t), see `flow::velocity::Parameterization`) are
+//! stiff at t → 1 as well: with v frozen over the last step the step above lands near 2x̂1 − x
+//! instead of x̂1, and J(x, 1) ∝ 1/MIN_REMAINING blows the adjoint up. For them
+//! [`endpoint_step`] freezes the endpoint prediction x̂1 = x + (1 − t)v (read at t_k < 1, never at
+//! t = 1) and takes the exact step of the memoryless SDE for a fixed x̂1, which is the DDPM
+//! posterior of the interpolant x_t = t x1 + (1 − t) x0: with (α, s) = (t, 1 − t),
+//! `x_{k+1} = A x_k + B x̂1 + S ξ`, A = (α_k/α_{k+1}) s_{k+1}² / s_k², B = α_{k+1} s_{k|k+1}² / s_k²,
+//! S² = s_{k|k+1}² s_{k+1}² / s_k², s_{k|k+1}² = s_k² − (α_k/α_{k+1})² s_{k+1}². The last step
+//! (t_{k+1} = 1) gives exactly x̂1. Its adjoint is the discrete one, with the base field read at
+//! (x_k, t_k): `a_k = A a_{k+1} + B (∂x̂1/∂x)ᵀ a_{k+1}`, (∂x̂1/∂x)ᵀ a = a + (1 − t_k) Jᵀ a.
 
 use super::TuneError;
 use rand::Rng as _;
@@ -78,6 +89,30 @@ pub fn adjoint_step(a: &[f32], jta: &[f32], t0: f32, t1: f32) -> Vec<f32> {
     a.iter().zip(jta).map(|(&ai, &gi)| r * (ai + 2.0 * h * gi)).collect()
 }
 
+/// Coefficients (A, B, S) of [`endpoint_step`] from `t0` to `t1` (see the module doc).
+pub fn endpoint_coeffs(t0: f32, t1: f32) -> (f64, f64, f64) {
+    let (a0, a1) = (t0 as f64, t1 as f64);
+    let (s0, s1) = (1.0 - a0, 1.0 - a1);
+    let r = a0 / a1;
+    let s01 = (s0 * s0 - r * r * s1 * s1).max(0.0);
+    let den = (s0 * s0).max(1e-30);
+    (r * s1 * s1 / den, a1 * s01 / den, (s01 * s1 * s1 / den).max(0.0).sqrt())
+}
+
+/// One exact memoryless-SDE step of `x [B, dim]` from `t0` to `t1` for a frozen endpoint
+/// prediction `xhat [B, dim]`; `noise` = false gives the mean.
+pub fn endpoint_step(x: &mut [f32], xhat: &[f32], t0: f32, t1: f32, rng: &mut crate::engine::rng::Rng, noise: bool) {
+    let (ca, cb, cs) = endpoint_coeffs(t0, t1);
+    for (xi, &ni) in x.iter_mut().zip(xhat) {
+        let e: f64 = if noise {
+            rng.sample::<f64, _>(StandardNormal)
+        } else {
+            0.0
+        };
+        *xi = (ca * *xi as f64 + cb * ni as f64 + cs * e) as f32;
+    }
+}
+
 /// Euler integration of the ODE dx/dt = v(x, t) for `x [B, dim]` from t = 0 to 1 in `steps`
 /// steps (midpoint when `midpoint`), with `vel(x, t_row)` giving the velocity.
 pub fn ode_sample<F>(x: &mut [f32], batch: usize, steps: usize, midpoint: bool, mut vel: F) -> Result<(), TuneError>
@@ -139,6 +174,30 @@ mod tests {
         sde_step(&mut x, &v, a as f32, b as f32, &mut rng, true);
         let var = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64;
         assert!((var / (q / (b * b)) - 1.0).abs() < 0.02, "var {var}");
+    }
+
+    /// The endpoint step lands on x̂1 at t = 1, and for small steps agrees with the
+    /// integrating-factor step to first order (same SDE).
+    #[test]
+    fn endpoint_step_matches_the_sde() {
+        let (a, b, s) = endpoint_coeffs(0.9, 1.0);
+        assert!(
+            a.abs() < 1e-12 && (b - 1.0).abs() < 1e-12 && s.abs() < 1e-9,
+            "{a} {b} {s}"
+        );
+        let (t0, t1) = (0.5f32, 0.501f32);
+        let (x0, n) = (0.3f32, 1.2f32);
+        let v = (n - x0) / (1.0 - t0);
+        let mut rng = crate::engine::rng::stream(1, "sde-test", 1);
+        let mut xe = vec![x0];
+        endpoint_step(&mut xe, &[n], t0, t1, &mut rng, false);
+        let mut xs = vec![x0];
+        sde_step(&mut xs, &[v], t0, t1, &mut rng, false);
+        let h = (t1 - t0) as f64;
+        assert!(((xe[0] - xs[0]) as f64).abs() < 5.0 * h * h, "{} vs {}", xe[0], xs[0]);
+        let (_, _, s) = endpoint_coeffs(t0, t1);
+        let q = (((t1 * t1 - t0 * t0) as f64) - 2.0 / 3.0 * ((t1.powi(3) - t0.powi(3)) as f64)) / (t1 * t1) as f64;
+        assert!((s * s / q - 1.0).abs() < 0.01, "{} vs {q}", s * s);
     }
 
     #[test]
