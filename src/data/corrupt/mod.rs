@@ -259,7 +259,11 @@ mod tests {
 
     #[test]
     fn published_parameters_show_in_simple_images() {
-        let gray = |v: f32| Planes { h: 32, w: 32, data: vec![v; 3 * 1024] };
+        let gray = |v: f32| Planes {
+            h: 32,
+            w: 32,
+            data: vec![v; 3 * 1024],
+        };
         let mut r = rng::stream(0, "t", 0);
         // brightness 5: HSV value + 0.3
         let mut img = gray(0.5);
@@ -282,7 +286,11 @@ mod tests {
         assert!((k[8 * 17 + 8] - g1 * g1).abs() < 1e-5);
         // pixelate 5 (32 → 20 → 32): every output row repeats an input row of the small image,
         // so a vertical ramp has at most 20 distinct rows
-        let mut img = Planes { h: 32, w: 32, data: (0..3 * 1024).map(|i| ((i / 32) % 32) as f32 / 31.0).collect() };
+        let mut img = Planes {
+            h: 32,
+            w: 32,
+            data: (0..3 * 1024).map(|i| ((i / 32) % 32) as f32 / 31.0).collect(),
+        };
         corrupt_image(&mut img, Corruption::Pixelate, 5, &mut r);
         let mut rows: Vec<u32> = (0..32).map(|y| (img.data[y * 32] * 1e4) as u32).collect();
         rows.dedup();
