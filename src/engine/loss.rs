@@ -32,47 +32,47 @@ pub fn softmax(logits: &[f32], out: &mut [f32]) {
 
 /// Cross-entropy of one row; adds `scale·∂ℓ/∂z` to `grad` (∂ℓ/∂z = softmax − onehot).
 pub fn cross_entropy_row(logits: &[f32], label: usize, scale: f32, grad: &mut [f32]) -> f32 {
-    let c = logits.len();
-    let mut p = [0f32; 64];
-    let mut heap;
-    let lp: &mut [f32] = if c <= 64 {
-        &mut p[..c]
-    } else {
-        heap = vec![0.0; c];
-        &mut heap
-    };
-    log_softmax(logits, lp);
-    let loss = -lp[label];
-    for (j, g) in grad.iter_mut().enumerate() {
-        *g += scale * (lp[j].exp() - if j == label { 1.0 } else { 0.0 });
-    }
-    loss
+    with_log_softmax(logits, |lp| {
+        let loss = -lp[label];
+        for (j, g) in grad.iter_mut().enumerate() {
+            *g += scale * (lp[j].exp() - if j == label { 1.0 } else { 0.0 });
+        }
+        loss
+    })
 }
 
 /// DCE of one row (see [`SampleLoss::Disagreement`]); adds `scale·∂ℓ/∂z` to `grad`:
 /// ∂ℓ/∂z_j = softmax_j − [j≠y]/(C−1).
 pub fn disagreement_row(logits: &[f32], label: usize, scale: f32, grad: &mut [f32]) -> f32 {
     let c = logits.len();
-    let mut p = [0f32; 64];
+    with_log_softmax(logits, |lp| {
+        let inv = 1.0 / (c as f32 - 1.0).max(1.0);
+        let loss = -inv
+            * lp.iter()
+                .enumerate()
+                .filter(|(j, _)| *j != label)
+                .map(|(_, v)| v)
+                .sum::<f32>();
+        for (j, g) in grad.iter_mut().enumerate() {
+            *g += scale * (lp[j].exp() - if j == label { 0.0 } else { inv });
+        }
+        loss
+    })
+}
+
+/// Runs `f` on the log-softmax of one row, in a stack buffer for up to 64 classes.
+fn with_log_softmax<R>(logits: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+    let c = logits.len();
+    let mut stack = [0f32; 64];
     let mut heap;
     let lp: &mut [f32] = if c <= 64 {
-        &mut p[..c]
+        &mut stack[..c]
     } else {
         heap = vec![0.0; c];
         &mut heap
     };
     log_softmax(logits, lp);
-    let inv = 1.0 / (c as f32 - 1.0).max(1.0);
-    let loss = -inv
-        * lp.iter()
-            .enumerate()
-            .filter(|(j, _)| *j != label)
-            .map(|(_, v)| v)
-            .sum::<f32>();
-    for (j, g) in grad.iter_mut().enumerate() {
-        *g += scale * (lp[j].exp() - if j == label { 0.0 } else { inv });
-    }
-    loss
+    f(lp)
 }
 
 /// Mean squared error of one row, `(1/C) Σ_j (z_j − t_j)²`; adds `scale·∂ℓ/∂z` to `grad`.
