@@ -256,21 +256,7 @@ impl MetaModel {
     /// Saves into directory `dir` (created if missing).
     pub fn save(&self, dir: &Path) -> Result<(), FlowError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let tensors = self.tensors();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-            .iter()
-            .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
-            .collect();
-        let views: Vec<(String, TensorView<'_>)> = bytes
-            .iter()
-            .map(|(n, s, b)| {
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| io_err(dir, e))
-            })
-            .collect::<Result<_, _>>()?;
-        let st = safetensors::serialize(views, &None).map_err(|e| io_err(dir, e))?;
-        write_atomic(&dir.join("model.safetensors"), &st)?;
+        write_tensors(&dir.join("model.safetensors"), &self.tensors())?;
         let cfg = ConfigFile {
             format: FORMAT,
             config: self.config.clone(),
@@ -329,4 +315,22 @@ impl MetaModel {
             groups: cfg.groups,
         })
     }
+}
+
+/// Writes named f32 tensors `(name, shape, values)` as one safetensors file.
+pub(crate) fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<(), FlowError> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| io_err(path, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let st = safetensors::serialize(views, &None).map_err(|e| io_err(path, e))?;
+    write_atomic(path, &st)
 }

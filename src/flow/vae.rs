@@ -10,7 +10,7 @@
 
 use crate::engine::rng::{stream, Rng};
 use crate::flow::mlp::{Mlp, MlpSpec};
-use crate::flow::model::{io_err, read_tensor, to_bytes, write_atomic};
+use crate::flow::model::{io_err, read_tensor, write_atomic, write_tensors};
 use crate::flow::opt::{OptSettings, TrainState};
 use crate::flow::source::{StandardizeMode, Standardizer};
 use crate::flow::FlowError;
@@ -18,7 +18,7 @@ use crate::nets::init::InitScheme;
 use crate::nets::ParamLayout;
 use rand::Rng as _;
 use rand_distr::StandardNormal;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -254,24 +254,6 @@ impl Vae {
         }
         Ok(vae)
     }
-}
-
-/// Writes named f32 tensors `(name, shape, values)` as one safetensors file.
-fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<(), FlowError> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            TensorView::new(Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| io_err(path, e))
-        })
-        .collect::<Result<_, _>>()?;
-    let st = safetensors::serialize(views, &None).map_err(|e| io_err(path, e))?;
-    write_atomic(path, &st)
 }
 
 /// A VAE with the weight-space standardization it was trained under: maps weight vectors to
