@@ -58,6 +58,12 @@ pub struct TestOptions {
     /// Meta-Detectron: learning rate of the fine-tuning.
     #[arg(long, default_value_t = MetaDetectronConfig::default().lr)]
     pub md_lr: f32,
+    /// Meta-Detectron: parameters the fine-tuning moves: all, output or output-bias.
+    #[arg(long, default_value = "all")]
+    pub md_scope: String,
+    /// Meta-Detectron: trajectories per Adjoint-Matching iteration.
+    #[arg(long, default_value_t = MetaDetectronConfig::default().am_batch)]
+    pub md_batch: usize,
     /// Meta-Detectron: also record g's entropy statistic after every iteration of the query run.
     #[arg(long)]
     pub md_trace: bool,
@@ -117,6 +123,8 @@ impl TestOptions {
                 trace: self.md_trace,
                 reward_scale: self.md_reward_scale,
                 lr: self.md_lr,
+                scope: self.md_scope.parse()?,
+                am_batch: self.md_batch,
                 ..MetaDetectronConfig::default()
             },
             quiet: self.quiet,

@@ -57,6 +57,12 @@ pub struct TuneArgs {
     /// Whitening scale of constant source coordinates (Kaiming biases), in standardized units.
     #[arg(long, default_value_t = 0.1)]
     pub degenerate_scale: f32,
+    /// First time of the SDE grid (the memoryless SDE starts from N(0, I) there)
+    #[arg(long, default_value_t = 1e-3)]
+    pub t0: f32,
+    /// Parameters that move: all (the paper's), output (the last layer) or output-bias
+    #[arg(long, default_value = "all")]
+    pub scope: String,
     /// Classifiers generated for the before/after accuracies.
     #[arg(long, default_value_t = 8)]
     pub eval_models: usize,
@@ -145,6 +151,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         endpoint_steps: meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint,
         batch: a.batch,
         loss_steps: a.loss_steps,
+        t0: a.t0,
+        scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,
         seed: a.seed,

@@ -18,7 +18,7 @@ use crate::data::{Dataset, Normalization};
 use crate::engine::rng::stream;
 use crate::flow::sample::{embed_context, sample};
 use crate::flow::MetaModel;
-use crate::tune::adjoint::AmConfig;
+use crate::tune::adjoint::{AmConfig, Scope};
 use crate::tune::classify::{ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, fine_tune};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,9 @@ pub struct MetaDetectronConfig {
     pub alpha: f64,
     /// Also generate g after every iteration of the query run and record its statistics.
     pub trace: bool,
+    /// Parameters of the velocity network the fine-tuning moves (see [`Scope`]).
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 impl Default for MetaDetectronConfig {
@@ -68,6 +71,7 @@ impl Default for MetaDetectronConfig {
             kappa: 1.0,
             alpha: 0.05,
             trace: false,
+            scope: Scope::All,
         }
     }
 }
@@ -198,6 +202,7 @@ pub fn meta_run(
         batch: cfg.am_batch,
         reward_scale: cfg.reward_scale,
         lr: cfg.lr,
+        scope: cfg.scope,
         seed,
         ..AmConfig::default()
     };

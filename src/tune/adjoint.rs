@@ -53,8 +53,43 @@ pub struct AmConfig {
     /// see `sde`), for endpoint-form fields whose v is stiff at t → 1. The field is never read at t = 1.
     #[serde(default)]
     pub endpoint_steps: bool,
+    /// Which parameters of the fine-tuned field move.
+    #[serde(default)]
+    pub scope: Scope,
     /// Run seed.
     pub seed: u64,
+}
+
+/// The parameters Adjoint Matching updates (the others keep the base values). The regression
+/// target E[a | x_t] is a state-dependent field over a D-dimensional space; with a handful of
+/// trajectories per iteration the whole network fits each trajectory's own adjoint (mostly the
+/// individual classifier's gradient), while the output layer can only follow what the
+/// trajectories share, and the output bias only the state-independent (mean) part. The fixed point
+/// of a restricted scope is the L2 projection of the optimal control onto what the scope can express.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Every parameter (the paper's setting).
+    #[default]
+    All,
+    /// The output layer (weight and bias).
+    Output,
+    /// The output layer's bias: a state-independent shift of the field's output.
+    OutputBias,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = TuneError;
+    fn from_str(s: &str) -> Result<Self, TuneError> {
+        match s {
+            "all" => Ok(Scope::All),
+            "output" => Ok(Scope::Output),
+            "output-bias" => Ok(Scope::OutputBias),
+            other => Err(TuneError::Config(format!(
+                "fine-tuning scope must be all, output or output-bias, got `{other}`"
+            ))),
+        }
+    }
 }
 
 impl Default for AmConfig {
@@ -70,6 +105,7 @@ impl Default for AmConfig {
             clip_ema: 0.9,
             flow_units_loss: true,
             endpoint_steps: false,
+            scope: Scope::All,
             seed: 0,
         }
     }
@@ -356,7 +392,18 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                     .for_each(|(r, w)| *r *= f * sc * w);
             }
         }
-        let grad = self.whiten.param_grad(&self.ft, &zs, &ts, &cs, &resid)?;
+        let mut grad = self.whiten.param_grad(&self.ft, &zs, &ts, &cs, &resid)?;
+        let (out_layer, out_bias) = self.ft.output_ranges();
+        let keep_range = match self.config.scope {
+            Scope::All => 0..grad.len(),
+            Scope::Output => out_layer,
+            Scope::OutputBias => out_bias,
+        };
+        for (i, g) in grad.iter_mut().enumerate() {
+            if !keep_range.contains(&i) {
+                *g = 0.0;
+            }
+        }
         check_len("parameter gradient", &grad, self.ft.params().len())?;
         check_finite("parameter gradient", &grad)?;
         let grad_norm = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;

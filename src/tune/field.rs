@@ -36,6 +36,11 @@ pub trait TrainableField: Field {
     fn params_mut(&mut self) -> &mut [f32];
     /// `Σ_b dv_bᵀ ∂v(x_b, t_b)/∂θ`, length = `params().len()`.
     fn param_grad(&self, x: &[f32], t: &[f32], ctx: &[f32], dv: &[f32]) -> Result<Vec<f32>, TuneError>;
+    /// The parameters of the output layer (weight then bias) and of its bias alone, as ranges of
+    /// `params()`; fields without layers return the whole vector for both.
+    fn output_ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        (0..self.params().len(), 0..self.params().len())
+    }
 }
 
 /// Per-coordinate affine map between the flow's coordinates x and whitened z = (x − α)/β.

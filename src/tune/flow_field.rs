@@ -51,6 +51,11 @@ impl TrainableField for VelocityMlp {
         check_len("velocity parameter-gradient cotangent", dv, x.len())?;
         Ok(VelocityMlp::param_grad(self, x, t, ctx, dv).params)
     }
+    fn output_ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let e = &self.mlp.layout.entries;
+        let (w, b) = (&e[e.len() - 2], &e[e.len() - 1]);
+        (w.range().start..b.range().end, b.range())
+    }
 }
 
 /// The per-coordinate source of a meta-model in its standardized coordinates.
@@ -196,6 +201,53 @@ mod tests {
             (m1 - m0) > 0.6 * var0 && (m1 - m0) < 1.4 * var0,
             "{m0} → {m1}, var {var0}"
         );
+    }
+
+    /// A fine-tuning restricted to the output bias moves only that bias, and the shift it learns
+    /// still raises the linear reward.
+    #[test]
+    fn output_bias_scope_moves_only_the_bias() {
+        let cfg = VelocityConfig {
+            dim: 3,
+            ctx_dim: 0,
+            time_freqs: 2,
+            width: 32,
+            depth: 1,
+            residual: false,
+            param: crate::flow::velocity::Parameterization::Velocity,
+        };
+        let base = trained_base(cfg);
+        let c = vec![0.6f32, -0.5, 0.4];
+        let am_cfg = AmConfig {
+            steps: 20,
+            batch: 32,
+            loss_steps: 8,
+            lr: 1e-2,
+            seed: 2,
+            scope: crate::tune::adjoint::Scope::OutputBias,
+            ..AmConfig::default()
+        };
+        let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(3), am_cfg).unwrap();
+        let mean_reward = |am: &AdjointMatching<'_, VelocityMlp, VelocityMlp>, base: bool| -> f64 {
+            let x = am.sample_ode(4000, &[], 50, 5, base).unwrap();
+            let n = (x.len() / 3) as f64;
+            x.chunks(3)
+                .map(|r| r.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum::<f64>())
+                .sum::<f64>()
+                / n
+        };
+        let m0 = mean_reward(&am, true);
+        let mut r = LinearReward { c: c.clone() };
+        for _ in 0..200 {
+            am.step(&mut r, &[]).unwrap();
+        }
+        let (_, bias) = am.ft.output_ranges();
+        for (i, (a, b)) in am.ft.params.iter().zip(&base.params).enumerate() {
+            assert_eq!(bias.contains(&i), a != b, "parameter {i} (bias range {bias:?})");
+        }
+        let m1 = mean_reward(&am, false);
+        // Var⟨c, x⟩ of the base target is 0.6²·0.5 + 0.5² + 0.4²·0.8 = 0.558 (the full tilt).
+        assert!(m1 - m0 > 0.2, "E<c,x> {m0} -> {m1}");
     }
 
     #[test]

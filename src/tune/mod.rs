@@ -23,7 +23,7 @@ pub mod plot;
 pub mod reward;
 pub mod sde;
 
-pub use adjoint::{AdjointMatching, AmConfig, IterStats, Timings};
+pub use adjoint::{AdjointMatching, AmConfig, IterStats, Scope, Timings};
 pub use field::{Field, TrainableField, Whitening};
 pub use reward::{LinearReward, QuadraticReward, Reward, ZeroReward};
 

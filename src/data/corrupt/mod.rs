@@ -162,7 +162,15 @@ pub fn corrupt_image(img: &mut Planes, c: Corruption, severity: u8, r: &mut Rng)
     }
 }
 
-/// Applies `c` at `severity` (1..=5) to every image of an RGB dataset.
+/// Whether the three planes of one image (`[3, plane]`) are equal.
+fn is_gray(px: &[u8], plane: usize) -> bool {
+    let (r, gb) = px.split_at(plane);
+    let (g, b) = gb.split_at(plane);
+    r == g && r == b
+}
+
+/// Applies `c` at `severity` (1..=5) to every image of an RGB dataset; grayscale images (equal
+/// planes) are corrupted as one plane and stay grayscale.
 pub fn apply(ds: &Dataset, c: Corruption, severity: u8, seed: u64) -> Result<Dataset, DataError> {
     if !(1..=5).contains(&severity) {
         return Err(DataError::arg("severity", format!("{severity} is outside 1..5")));
@@ -179,9 +187,17 @@ pub fn apply(ds: &Dataset, c: Corruption, severity: u8, seed: u64) -> Result<Dat
     let mut images = ds.images.clone();
     images.par_chunks_mut(per).enumerate().for_each(|(i, px)| {
         let mut r = rng::stream(seed, &stream, i as u64);
+        let gray = is_gray(px, h * w);
         let mut img = Planes::from_u8(px, h, w);
         corrupt_image(&mut img, c, severity, &mut r);
         img.to_u8(px);
+        if gray {
+            // A grayscale image (MNIST padded and repeated to 3 channels) stays grayscale: the
+            // corruption of its one plane, repeated (independent noise per copy would average
+            // out in the first convolution and understate the corruption by up to √3).
+            let (first, rest) = px.split_at_mut(h * w);
+            rest.chunks_mut(h * w).for_each(|plane| plane.copy_from_slice(first));
+        }
     });
     Ok(Dataset {
         images,
@@ -242,6 +258,29 @@ mod tests {
         corrupt_image(&mut img, Corruption::GaussianNoise, 3, &mut r);
         let sd = (img.data.iter().map(|v| (v - 0.5).powi(2)).sum::<f32>() / img.data.len() as f32).sqrt();
         assert!((sd - 0.08).abs() < 0.006, "sd {sd}");
+    }
+
+    #[test]
+    fn grayscale_images_stay_grayscale() {
+        let mut ds = synthetic::from_spec("shapes,n=6", "test").unwrap();
+        // make every image gray: all three planes = the first
+        ds.images.chunks_mut(3 * 1024).for_each(|img| {
+            let (r, gb) = img.split_at_mut(1024);
+            gb.chunks_mut(1024).for_each(|p| p.copy_from_slice(r));
+        });
+        for c in [Corruption::GaussianNoise, Corruption::ImpulseNoise, Corruption::Fog] {
+            let out = apply(&ds, c, 5, 3).unwrap();
+            assert!(
+                out.images.chunks(3 * 1024).all(|img| is_gray(img, 1024)),
+                "{}",
+                c.name()
+            );
+            assert!(mad(&ds, &out) > 1.0, "{} changed nothing", c.name());
+        }
+        // colour images keep independent noise per channel
+        let colour = synthetic::from_spec("shapes,n=6", "test").unwrap();
+        let noisy = apply(&colour, Corruption::GaussianNoise, 5, 3).unwrap();
+        assert!(!noisy.images.chunks(3 * 1024).all(|img| is_gray(img, 1024)));
     }
 
     #[test]
