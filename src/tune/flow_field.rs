@@ -119,6 +119,32 @@ mod tests {
     use crate::tune::adjoint::{AdjointMatching, AmConfig};
     use crate::tune::reward::LinearReward;
 
+    /// A 3-D velocity-form MLP of the given width and depth.
+    fn toy_config(width: usize, depth: usize) -> VelocityConfig {
+        VelocityConfig {
+            dim: 3,
+            ctx_dim: 0,
+            time_freqs: 2,
+            width,
+            depth,
+            residual: false,
+            param: crate::flow::velocity::Parameterization::Velocity,
+        }
+    }
+
+    /// The Adjoint-Matching settings of the toy tests.
+    fn toy_am(seed: u64, scope: crate::tune::adjoint::Scope) -> AmConfig {
+        AmConfig {
+            steps: 20,
+            batch: 32,
+            loss_steps: 8,
+            lr: 1e-2,
+            seed,
+            scope,
+            ..AmConfig::default()
+        }
+    }
+
     /// A velocity MLP trained by independent-coupling flow matching from N(0, I) to
     /// N((1, −1, 0.5), diag(0.5, 1, 0.8)).
     fn trained_base(cfg: VelocityConfig) -> VelocityMlp {
@@ -155,25 +181,9 @@ mod tests {
     /// with r = ⟨c, x⟩: the tilt should raise E⟨c, x⟩ by c'Σc (exact for the Gaussian target).
     #[test]
     fn adjoint_matching_tilts_a_velocity_mlp() {
-        let cfg = VelocityConfig {
-            dim: 3,
-            ctx_dim: 0,
-            time_freqs: 2,
-            width: 64,
-            depth: 2,
-            residual: false,
-            param: crate::flow::velocity::Parameterization::Velocity,
-        };
-        let base = trained_base(cfg);
+        let base = trained_base(toy_config(64, 2));
         let c = vec![0.6f32, -0.5, 0.4];
-        let am_cfg = AmConfig {
-            steps: 20,
-            batch: 32,
-            loss_steps: 8,
-            lr: 1e-2,
-            seed: 1,
-            ..AmConfig::default()
-        };
+        let am_cfg = toy_am(1, crate::tune::adjoint::Scope::All);
         let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(3), am_cfg).unwrap();
         let proj = |x: &[f32]| -> (f64, f64) {
             let v: Vec<f64> = x
@@ -207,26 +217,9 @@ mod tests {
     /// still raises the linear reward.
     #[test]
     fn output_bias_scope_moves_only_the_bias() {
-        let cfg = VelocityConfig {
-            dim: 3,
-            ctx_dim: 0,
-            time_freqs: 2,
-            width: 32,
-            depth: 1,
-            residual: false,
-            param: crate::flow::velocity::Parameterization::Velocity,
-        };
-        let base = trained_base(cfg);
+        let base = trained_base(toy_config(32, 1));
         let c = vec![0.6f32, -0.5, 0.4];
-        let am_cfg = AmConfig {
-            steps: 20,
-            batch: 32,
-            loss_steps: 8,
-            lr: 1e-2,
-            seed: 2,
-            scope: crate::tune::adjoint::Scope::OutputBias,
-            ..AmConfig::default()
-        };
+        let am_cfg = toy_am(2, crate::tune::adjoint::Scope::OutputBias);
         let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(3), am_cfg).unwrap();
         let mean_reward = |am: &AdjointMatching<'_, VelocityMlp, VelocityMlp>, base: bool| -> f64 {
             let x = am.sample_ode(4000, &[], 50, 5, base).unwrap();
