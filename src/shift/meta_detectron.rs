@@ -83,6 +83,11 @@ pub struct MetaRun {
     pub entropy: f64,
     /// Fraction of S where argmax f ≠ argmax g.
     pub disagreement: f64,
+    /// Mean entropy of f alone on S: `entropy − entropy_f` is what the fine-tuning added (the
+    /// entropy gain, free of how ambiguous the images of S already were to f). `None` in banks
+    /// written before it was recorded (they are recomputed).
+    #[serde(default)]
+    pub entropy_f: Option<f64>,
     /// ℓ_cdc (mean over the batch of trajectories) per iteration.
     pub cdc: Vec<f64>,
     /// Entropy statistic of g after each iteration (only with `trace`).
@@ -245,9 +250,11 @@ pub fn meta_run(
     crate::nets::validate_weights(spec, &w, 1, "fine-tuned g")?;
     let g = BaseModel { spec, weights: &w };
     let (entropy, disagreement) = pair_statistics(&f_s, &softmax_rows(&g, s, &ctx.norm, ctx.threads)?, c)?;
+    let (entropy_f, _) = pair_statistics(&f_s, &f_s, c)?;
     Ok(MetaRun {
         entropy,
         disagreement,
+        entropy_f: Some(entropy_f),
         cdc: log.iter().map(|l| -(l.reward_mean as f64)).collect(),
         entropy_trace: trace,
         seconds: t.elapsed().as_secs_f64(),
@@ -314,7 +321,8 @@ pub fn load_or_compute_bank(
     plain.trace = false;
     if let Ok(bytes) = std::fs::read(path) {
         if let Ok(bank) = serde_json::from_slice::<MetaNullBank>(&bytes) {
-            if bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs {
+            let complete = bank.runs.iter().all(|r| r.entropy_f.is_some());
+            if bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs && complete {
                 return Ok((bank, false));
             }
         }
@@ -364,7 +372,7 @@ pub fn load_or_compute_bank(
         runs,
     };
     let json = serde_json::to_vec_pretty(&bank).map_err(|e| ShiftError::Invalid(format!("null bank: {e}")))?;
-    std::fs::write(path, json).map_err(|e| ShiftError::Invalid(format!("writing {}: {e}", path.display())))?;
+    crate::report::json::write_atomic(path, &json).map_err(|e| ShiftError::Invalid(e.to_string()))?;
     Ok((bank, true))
 }
 
@@ -376,6 +384,18 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
     let diss: Vec<f64> = bank.runs.iter().map(|r| r.disagreement).collect();
     let te = quantile_test(query.entropy, &ents, alpha)?;
     let td = quantile_test(query.disagreement, &diss, alpha)?;
+    let gain = |r: &MetaRun| r.entropy - r.entropy_f.unwrap_or(r.entropy);
+    let gains: Vec<f64> = bank.runs.iter().map(gain).collect();
+    let tg = quantile_test(gain(query), &gains, alpha)?;
+    let gain_result = DetectionResult::new(
+        "meta-detectron-entropy-gain",
+        gain(query),
+        tg.threshold,
+        tg.p_value,
+        tg.reject,
+        n_query,
+        seed,
+    );
     let dis = DetectionResult::new(
         "meta-detectron-disagreement",
         query.disagreement,
@@ -397,10 +417,12 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
     .with("statistic_kind", "entropy")
     .with("alpha", alpha)
     .with("disagreement", dis.to_json())
+    .with("entropy_gain", gain_result.to_json())
     .with("cdc_per_iter", query.cdc.clone())
     .with("entropy_per_iter", query.entropy_trace.clone())
     .with("null_entropies", ents)
     .with("null_disagreements", diss)
+    .with("null_entropy_gains", gains)
     .with("iters", bank.config.iters)
     .with("null_runs", bank.runs.len()))
 }
@@ -421,6 +443,38 @@ mod tests {
         assert!((e - 2f64.ln()).abs() < 1e-6);
         assert_eq!(d, 1.0);
         assert!(pair_statistics(&a, &b[..2], 2).is_err());
+    }
+
+    fn run(entropy: f64, entropy_f: f64) -> MetaRun {
+        MetaRun {
+            entropy,
+            disagreement: 0.0,
+            entropy_f: Some(entropy_f),
+            cdc: vec![],
+            entropy_trace: vec![],
+            seconds: 0.0,
+        }
+    }
+
+    /// The entropy gain removes what f's own entropy contributes: a query whose raw entropy is
+    /// ordinary but whose gain is far above every null gain is flagged by the gain test only.
+    #[test]
+    fn entropy_gain_test_uses_the_difference() {
+        let bank = MetaNullBank {
+            n_query: 20,
+            config: MetaDetectronConfig::default(),
+            runs: (0..10)
+                .map(|j| run(0.1 + 0.05 * j as f64, 0.1 + 0.05 * j as f64 - 0.001))
+                .collect(),
+        };
+        let q = run(0.2, 0.1);
+        let r = decide(&q, &bank, 20, 0).unwrap().to_json();
+        assert_eq!(r["shift"], false, "{r}");
+        let g = &r["entropy_gain"];
+        assert_eq!(g["method"], "meta-detectron-entropy-gain");
+        assert!((g["statistic"].as_f64().unwrap() - 0.1).abs() < 1e-12, "{g}");
+        assert_eq!(g["shift"], true, "{g}");
+        assert_eq!(r["null_entropy_gains"].as_array().unwrap().len(), 10);
     }
 
     #[test]
