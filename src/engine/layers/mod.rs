@@ -430,15 +430,15 @@ pub fn backward(
             let gp = &g[..n * plan.sizes[i + 2]]; // pooled gradient [n, oh/2, ow/2, cout]
             let wlen = geo.kdim() * geo.cout;
             let (dwt, db) = two_mut(dw, *w_off..w_off + wlen, *b_off..b_off + geo.cout);
-            fused::backward_weights(geo, x, n, gp, &args[i + 1], dwt, db);
-            if need_in {
-                // dense conv-output gradient, then as the unfused conv
-                let rows = n * geo.oh() * geo.ow();
-                let dy = &mut other[..rows * geo.cout];
+            let rows = n * geo.oh() * geo.ow();
+            let dy = &mut other[..rows * geo.cout]; // dense conv-output gradient [n, oh, ow, cout]
+            if need_in || fused::weights_need_dense(geo) {
                 pool::backward(gp, &args[i + 1], n, geo.oh(), geo.ow(), geo.cout, dy);
-                let dc = &mut dcols[..rows * geo.kdim()];
-                conv::backward_cols(geo, dy, rows, &w[*w_off..w_off + wlen], dc);
-                conv::col2im(geo, dc, n, &mut g[..gin_len]);
+            }
+            fused::backward_weights(geo, x, n, gp, &args[i + 1], dy, dwt, db);
+            if need_in {
+                let wt = &w[*w_off..w_off + wlen];
+                fused::backward_input(geo, n, dy, wt, dcols, &mut g[..gin_len]);
             }
             continue;
         }
