@@ -312,18 +312,24 @@ mod x86 {
         let (dyp, wp, dxp) = (dy.as_ptr(), wtt.as_ptr(), dx.as_mut_ptr());
         for s in 0..n {
             for yy in 0..py {
-                for xx in 0..px {
+                // two pixels at a time share the weight loads (px is even)
+                for xx in (0..px).step_by(2) {
                     let d = dyp.add(((s * oh + yy) * ow + xx) * 32);
-                    let mut acc = [_mm512_setzero_ps(); 9];
+                    let mut acc = [[_mm512_setzero_ps(); 9]; 2];
                     for co in 0..32 {
-                        let b = _mm512_set1_ps(*d.add(co));
-                        for (t, a) in acc.iter_mut().enumerate() {
-                            *a = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add((t * 32 + co) * 16)), b, *a);
+                        let b0 = _mm512_set1_ps(*d.add(co));
+                        let b1 = _mm512_set1_ps(*d.add(32 + co));
+                        for t in 0..9 {
+                            let wv = _mm512_loadu_ps(wp.add((t * 32 + co) * 16));
+                            acc[0][t] = _mm512_fmadd_ps(wv, b0, acc[0][t]);
+                            acc[1][t] = _mm512_fmadd_ps(wv, b1, acc[1][t]);
                         }
                     }
-                    for (t, a) in acc.iter().enumerate() {
-                        let o = dxp.add(((s * h + yy + t / 3) * w + xx + t % 3) * 16);
-                        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), *a));
+                    for (u, au) in acc.iter().enumerate() {
+                        for (t, a) in au.iter().enumerate() {
+                            let o = dxp.add(((s * h + yy + t / 3) * w + xx + u + t % 3) * 16);
+                            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), *a));
+                        }
                     }
                 }
             }
