@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::engine::layers::{self, conv, nchw_to_nhwc, nhwc_to_nchw, Op, Plan, Workspace};
+use crate::engine::layers::{self, conv, nchw_to_nhwc, nhwc_to_nchw, First, Op, Plan, Workspace};
 use crate::engine::loss::{Objective, SampleLoss};
 use crate::nets::{ArchSpec, NetError};
 
@@ -213,8 +213,11 @@ impl<'a> Population<'a> {
             })
             .collect();
         let (per, cin, hw) = (plan.sizes[0], plan.input[0], plan.input[1] * plan.input[2]);
+        // an unfused first conv reads im2col columns made once per super-chunk
         let first_conv = match plan.ops.first() {
-            Some(Op::Conv { g, .. }) => Some(*g),
+            Some(Op::Conv {
+                g, fused_pool: false, ..
+            }) => Some(*g),
             _ => None,
         };
         let mut start = 0;
@@ -295,22 +298,18 @@ impl<'a> Population<'a> {
         while off < b.len {
             let m = CHUNK.min(b.len - off);
             let start = b.start + off; // global index of the first sample
-            let first_cols = b
-                .cols
-                .map(|cols| &cols[off * rows_per_sample..(off + m) * rows_per_sample]);
-            match (input, b.shared) {
-                (_, Some(x)) => {
-                    if first_cols.is_none() {
-                        ws.input_mut()[..m * per].copy_from_slice(&x[off * per..(off + m) * per]);
-                        // [m, H, W, C]
-                    }
-                }
-                (Input::PerModel(x), None) | (Input::Shared(x), None) => {
+                                       // the shared input, as im2col columns or channel-last, is read in place
+            let first = match (b.cols, b.shared) {
+                (Some(cols), _) => Some(First::Cols(&cols[off * rows_per_sample..(off + m) * rows_per_sample])),
+                (None, Some(x)) => Some(First::Input(&x[off * per..(off + m) * per])), // [m, H, W, C]
+                (None, None) => {
+                    let (Input::PerModel(x) | Input::Shared(x)) = input;
                     let src = &x[(k * b.n + start) * per..(k * b.n + start + m) * per]; // [m, C, H, W]
                     nchw_to_nhwc(src, m, cin, hw, ws.input_mut());
+                    None
                 }
-            }
-            layers::forward(plan, &st.w, ws, m, st.rngs.as_deref_mut(), first_cols);
+            };
+            layers::forward(plan, &st.w, ws, m, st.rngs.as_deref_mut(), first);
             o.logits[start * c..(start + m) * c].copy_from_slice(ws.logits(plan, m));
             if let Some(obj) = objective {
                 let dl = &mut dl_buf[..m * c];
@@ -318,10 +317,10 @@ impl<'a> Population<'a> {
                 match o.dx.as_deref_mut() {
                     Some(dx) => {
                         let mut dxc = vec![0.0; m * per];
-                        layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, Some(&mut dxc), first_cols);
+                        layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, Some(&mut dxc), first);
                         nhwc_to_nchw(&dxc, m, cin, hw, &mut dx[start * per..(start + m) * per]);
                     }
-                    None => layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, None, first_cols),
+                    None => layers::backward(plan, &st.w, ws, m, dl, &mut st.dw, None, first),
                 }
             }
             off += m;

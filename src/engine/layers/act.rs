@@ -105,15 +105,25 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Runs `$body` compiled for AVX2 when the CPU has it (the same IEEE operations, no FMA
-/// contraction, so results are identical to the baseline path), else for the baseline target.
+/// Runs `$body` compiled for AVX-512 or AVX2 when the CPU has it (the same IEEE operations, no
+/// FMA contraction, so results are identical to the baseline path), else for the baseline
+/// target.
 macro_rules! with_avx2 {
     ($name:ident, ($($arg:ident: $ty:ty),*), $body:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide($($arg: $ty),*) {
+                $body
+            }
             #[target_feature(enable = "avx2")]
             unsafe fn $name($($arg: $ty),*) {
                 $body
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked above).
+                unsafe { wide($($arg),*) };
+                return;
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked above).

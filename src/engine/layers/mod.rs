@@ -6,6 +6,7 @@
 pub mod act;
 pub mod conv;
 pub mod dropout;
+pub mod fused;
 pub mod linear;
 pub mod pool;
 
@@ -20,6 +21,9 @@ pub enum Op {
         g: ConvGeom,
         w_off: usize,
         b_off: usize,
+        /// The next op is a 2×2 max-pool computed together with this conv by [`fused`]: the
+        /// conv writes the pool's output and arg-max, and the pool op is skipped.
+        fused_pool: bool,
     },
     Pool {
         h: usize,
@@ -97,7 +101,12 @@ impl Plan {
                         h: s[1],
                         w: s[2],
                     };
-                    Op::Conv { g, w_off, b_off }
+                    Op::Conv {
+                        g,
+                        w_off,
+                        b_off,
+                        fused_pool: false,
+                    }
                 }
                 LayerSpec::MaxPool2 => {
                     if s[1] < 2 || s[2] < 2 {
@@ -137,6 +146,12 @@ impl Plan {
             ops.push(op);
             s = shapes[i];
             sizes.push(s.iter().product());
+        }
+        for i in 1..ops.len() {
+            let (before, after) = ops.split_at_mut(i);
+            if let (Op::Pool { .. }, Some(Op::Conv { g, fused_pool, .. })) = (&after[0], before.last_mut()) {
+                *fused_pool = fused::applies(g);
+            }
         }
         let classes = *sizes.last().unwrap_or(&0);
         Ok(Plan {
@@ -248,10 +263,10 @@ impl Workspace {
         for (i, op) in plan.ops.iter().enumerate() {
             maxg = maxg.max(plan.sizes[i] * cap).max(plan.sizes[i + 1] * cap);
             let (c, a, m) = match op {
-                Op::Conv { g, .. } => {
+                Op::Conv { g, fused_pool, .. } => {
                     let len = g.oh() * g.ow() * g.kdim() * cap;
                     maxcols = maxcols.max(len);
-                    (len, 0, 0)
+                    (if *fused_pool { 0 } else { len }, 0, 0)
                 }
                 Op::Pool { .. } => (0, plan.sizes[i + 1] * cap, 0),
                 Op::Dropout { .. } => (0, 0, plan.sizes[i] * cap),
@@ -277,29 +292,60 @@ impl Workspace {
     }
 }
 
+/// A first-layer input prepared once for a batch shared by many models; the workspace input is
+/// then not read.
+#[derive(Clone, Copy, Debug)]
+pub enum First<'a> {
+    /// The first op is an unfused conv: its im2col columns `[n·oh·ow, k·k·cin]`.
+    Cols(&'a [f32]),
+    /// The channel-last input `[n, sizes[0]]` itself.
+    Input(&'a [f32]),
+}
+
+/// Whether op `i` is a pool computed by the fused conv before it.
+fn pool_is_fused(plan: &Plan, i: usize) -> bool {
+    i > 0 && matches!(plan.ops[i - 1], Op::Conv { fused_pool: true, .. })
+}
+
 /// Forward of one model (engine-layout weights `w [D]`) over the `n` samples in the workspace
-/// input; `rngs` (one per dropout op) turn dropout on, `None` = evaluation. `first_cols`, when
-/// the first op is a conv, gives its im2col columns `[n·oh·ow, k·k·cin]` (computed once for a
-/// batch shared by many models); the workspace input is then not read.
+/// input; `rngs` (one per dropout op) turn dropout on, `None` = evaluation. `first` replaces
+/// the workspace input (see [`First`]).
 pub fn forward(
     plan: &Plan,
     w: &[f32],
     ws: &mut Workspace,
     n: usize,
     mut rngs: Option<&mut [Rng]>,
-    first_cols: Option<&[f32]>,
+    first: Option<First<'_>>,
 ) {
     let mut di = 0;
     ws.train = rngs.is_some();
     for (i, op) in plan.ops.iter().enumerate() {
+        if pool_is_fused(plan, i) {
+            continue;
+        }
         let (prev, rest) = ws.acts.split_at_mut(i + 1);
-        let x = &prev[i][..n * plan.sizes[i]]; // [n, sizes[i]]
+        let x = match first {
+            Some(First::Input(v)) if i == 0 => &v[..n * plan.sizes[0]],
+            _ => &prev[i][..n * plan.sizes[i]], // [n, sizes[i]]
+        };
         let y = &mut rest[0][..n * plan.sizes[i + 1]]; // [n, sizes[i+1]]
         match op {
-            Op::Conv { g, w_off, b_off } => {
+            Op::Conv {
+                g,
+                w_off,
+                b_off,
+                fused_pool: true,
+            } => {
+                // conv + bias + 2×2 max-pool, into the pool's output [n, oh/2, ow/2, cout]
+                let wt = &w[*w_off..w_off + g.kdim() * g.cout]; // [k·k·cin, cout]
+                let y = &mut rest[1][..n * plan.sizes[i + 2]];
+                fused::forward(g, x, n, wt, &w[*b_off..b_off + g.cout], y, &mut ws.args[i + 1]);
+            }
+            Op::Conv { g, w_off, b_off, .. } => {
                 let rows = n * g.oh() * g.ow();
-                let cols: &[f32] = match first_cols {
-                    Some(c) if i == 0 => &c[..rows * g.kdim()], // [n·oh·ow, k·k·cin]
+                let cols: &[f32] = match first {
+                    Some(First::Cols(c)) if i == 0 => &c[..rows * g.kdim()], // [n·oh·ow, k·k·cin]
                     _ => {
                         let c = &mut ws.cols[i][..rows * g.kdim()]; // [n·oh·ow, k·k·cin]
                         conv::im2col(g, x, n, c);
@@ -336,7 +382,7 @@ pub fn forward(
 
 /// Backward of one model over the chunk last run by [`forward`] (with the same dropout
 /// setting): `dlogits [n, classes]`; accumulates into engine-layout `dw [D]`; writes the
-/// input gradient `[n, sizes[0]]` (channel-last) into `dx` when given. `first_cols` as in
+/// input gradient `[n, sizes[0]]` (channel-last) into `dx` when given. `first` as in
 /// [`forward`].
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
@@ -347,7 +393,7 @@ pub fn backward(
     dlogits: &[f32],
     dw: &mut [f32],
     dx: Option<&mut [f32]>,
-    first_cols: Option<&[f32]>,
+    first: Option<First<'_>>,
 ) {
     let Workspace {
         acts,
@@ -367,14 +413,44 @@ pub fn backward(
     for (i, op) in plan.ops.iter().enumerate().rev() {
         let need_in = i > 0 || want_dx;
         let gin_len = n * plan.sizes[i];
+        if pool_is_fused(plan, i) {
+            continue; // the conv before takes the pool's output gradient
+        }
+        let x = match first {
+            Some(First::Input(v)) if i == 0 => &v[..gin_len],
+            _ => &acts[i][..gin_len],
+        };
+        if let Op::Conv {
+            g: geo,
+            w_off,
+            b_off,
+            fused_pool: true,
+        } = op
+        {
+            let gp = &g[..n * plan.sizes[i + 2]]; // pooled gradient [n, oh/2, ow/2, cout]
+            let wlen = geo.kdim() * geo.cout;
+            let (dwt, db) = two_mut(dw, *w_off..w_off + wlen, *b_off..b_off + geo.cout);
+            let rows = n * geo.oh() * geo.ow();
+            let dy = &mut other[..rows * geo.cout]; // dense conv-output gradient [n, oh, ow, cout]
+            if need_in || fused::weights_need_dense(geo) {
+                pool::backward(gp, &args[i + 1], n, geo.oh(), geo.ow(), geo.cout, dy);
+            }
+            fused::backward_weights(geo, x, n, gp, &args[i + 1], dy, dwt, db);
+            if need_in {
+                let wt = &w[*w_off..w_off + wlen];
+                fused::backward_input(geo, n, dy, wt, dcols, &mut g[..gin_len]);
+            }
+            continue;
+        }
         let gout = &mut g[..n * plan.sizes[i + 1]];
-        let x = &acts[i][..gin_len];
         let mut swapped = true;
         match op {
-            Op::Conv { g: geo, w_off, b_off } => {
+            Op::Conv {
+                g: geo, w_off, b_off, ..
+            } => {
                 let rows = n * geo.oh() * geo.ow();
-                let c = match first_cols {
-                    Some(c) if i == 0 => &c[..rows * geo.kdim()],
+                let c = match first {
+                    Some(First::Cols(c)) if i == 0 => &c[..rows * geo.kdim()],
                     _ => &cols[i][..rows * geo.kdim()],
                 };
                 let wlen = geo.kdim() * geo.cout;
