@@ -8,7 +8,7 @@
 //! `h_{l+1} = z_l`; the output is `z_{L-1}`. With `residual = false` and `sizes = [i, H, H, o]` this
 //! is exactly `Sequential(Linear, SiLU, Linear, SiLU, Linear)`.
 
-use crate::engine::gemm::{sgemm, Trans};
+use crate::engine::gemm::{sgemm_wide as sgemm, Trans};
 use crate::nets::ParamLayout;
 use serde::{Deserialize, Serialize};
 
