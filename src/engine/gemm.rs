@@ -178,6 +178,27 @@ mod wide {
             .for_each(|t| f(units * t / parts, units * (t + 1) / parts));
     }
 
+    thread_local! {
+        /// Packing buffers of this thread, kept between calls (fresh pages cost page faults).
+        static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+
+    /// Runs `f` on this thread's two scratch buffers of at least `x` and `y` values (contents
+    /// left from earlier calls: callers write before they read).
+    fn with_scratch<R>(x: usize, y: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (u, v) = &mut *s;
+            if u.len() < x {
+                u.resize(x, 0.0);
+            }
+            if v.len() < y {
+                v.resize(y, 0.0);
+            }
+            f(&mut u[..x], &mut v[..y])
+        })
+    }
+
     fn mask(w: usize) -> __mmask16 {
         if w >= 16 {
             0xffff
@@ -210,75 +231,75 @@ mod wide {
         split(n.div_ceil(NR), threads, |p0, p1| {
             let cp = cp;
             let (c0, c1) = (p0 * NR, (p1 * NR).min(n));
-            let mut bp = vec![0.0f32; kcap * nc_cap.min((p1 - p0) * NR)];
-            let mut ap = vec![0.0f32; mc_cap * kcap];
-            for jc in (c0..c1).step_by(nc_cap) {
-                let ncw = nc_cap.min(c1 - jc);
-                let np = ncw.div_ceil(NR);
-                for k0 in (0..k).step_by(kcap) {
-                    let kc = kcap.min(k - k0);
-                    // B block as [panel][kk][NR], zero columns past ncw.
-                    for kk in 0..kc {
-                        let src = &b[(k0 + kk) * n + jc..(k0 + kk) * n + jc + ncw];
-                        for (q, chunk) in src.chunks(NR).enumerate() {
-                            let dst = &mut bp[(q * kc + kk) * NR..(q * kc + kk + 1) * NR];
-                            dst[..chunk.len()].copy_from_slice(chunk);
-                            dst[chunk.len()..].fill(0.0);
+            with_scratch(kcap * nc_cap.min((p1 - p0) * NR), mc_cap * kcap, |bp, ap| {
+                for jc in (c0..c1).step_by(nc_cap) {
+                    let ncw = nc_cap.min(c1 - jc);
+                    let np = ncw.div_ceil(NR);
+                    for k0 in (0..k).step_by(kcap) {
+                        let kc = kcap.min(k - k0);
+                        // B block as [panel][kk][NR], zero columns past ncw.
+                        for kk in 0..kc {
+                            let src = &b[(k0 + kk) * n + jc..(k0 + kk) * n + jc + ncw];
+                            for (q, chunk) in src.chunks(NR).enumerate() {
+                                let dst = &mut bp[(q * kc + kk) * NR..(q * kc + kk + 1) * NR];
+                                dst[..chunk.len()].copy_from_slice(chunk);
+                                dst[chunk.len()..].fill(0.0);
+                            }
                         }
-                    }
-                    let load = acc || k0 > 0;
-                    for i0 in (0..m).step_by(mc_cap) {
-                        let mcw = mc_cap.min(m - i0);
-                        let mp = mcw.div_ceil(MR);
-                        // A block as [row panel][kk][MR], zero rows past mcw.
-                        ap[..mp * kc * MR].fill(0.0);
-                        if ta {
-                            for kk in 0..kc {
-                                let src = &a[(k0 + kk) * m + i0..(k0 + kk) * m + i0 + mcw];
-                                for (p, chunk) in src.chunks(MR).enumerate() {
-                                    ap[(p * kc + kk) * MR..(p * kc + kk) * MR + chunk.len()].copy_from_slice(chunk);
+                        let load = acc || k0 > 0;
+                        for i0 in (0..m).step_by(mc_cap) {
+                            let mcw = mc_cap.min(m - i0);
+                            let mp = mcw.div_ceil(MR);
+                            // A block as [row panel][kk][MR], zero rows past mcw.
+                            ap[..mp * kc * MR].fill(0.0);
+                            if ta {
+                                for kk in 0..kc {
+                                    let src = &a[(k0 + kk) * m + i0..(k0 + kk) * m + i0 + mcw];
+                                    for (p, chunk) in src.chunks(MR).enumerate() {
+                                        ap[(p * kc + kk) * MR..(p * kc + kk) * MR + chunk.len()].copy_from_slice(chunk);
+                                    }
+                                }
+                            } else {
+                                for r in 0..mcw {
+                                    let (p, rr) = (r / MR, r % MR);
+                                    let row = &a[(i0 + r) * k + k0..(i0 + r) * k + k0 + kc];
+                                    let dst = &mut ap[p * kc * MR..(p + 1) * kc * MR];
+                                    row.iter().enumerate().for_each(|(kk, &v)| dst[kk * MR + rr] = v);
                                 }
                             }
-                        } else {
-                            for r in 0..mcw {
-                                let (p, rr) = (r / MR, r % MR);
-                                let row = &a[(i0 + r) * k + k0..(i0 + r) * k + k0 + kc];
-                                let dst = &mut ap[p * kc * MR..(p + 1) * kc * MR];
-                                row.iter().enumerate().for_each(|(kk, &v)| dst[kk * MR + rr] = v);
-                            }
-                        }
-                        let tile = |q: usize, p: usize| {
-                            let j0 = jc + q * NR;
-                            let nw = NR.min(c1 - j0);
-                            let i = i0 + p * MR;
-                            let mr = MR.min(m - i);
-                            // SAFETY: avx512f was detected by the caller; the tile (rows
-                            // i..i+mr, columns j0..j0+nw) lies inside `c` and in this
-                            // thread's columns.
-                            unsafe {
-                                kernel_nn(
-                                    kc,
-                                    ap.as_ptr().add(p * kc * MR),
-                                    bp.as_ptr().add(q * kc * NR),
-                                    cp.0.add(i * n + j0),
-                                    n,
-                                    mr,
-                                    nw,
-                                    load,
-                                )
+                            let tile = |q: usize, p: usize| {
+                                let j0 = jc + q * NR;
+                                let nw = NR.min(c1 - j0);
+                                let i = i0 + p * MR;
+                                let mr = MR.min(m - i);
+                                // SAFETY: avx512f was detected by the caller; the tile (rows
+                                // i..i+mr, columns j0..j0+nw) lies inside `c` and in this
+                                // thread's columns.
+                                unsafe {
+                                    kernel_nn(
+                                        kc,
+                                        ap.as_ptr().add(p * kc * MR),
+                                        bp.as_ptr().add(q * kc * NR),
+                                        cp.0.add(i * n + j0),
+                                        n,
+                                        mr,
+                                        nw,
+                                        load,
+                                    )
+                                };
                             };
-                        };
-                        if kc == k {
-                            // One pass over the depth (a weight gradient): C is written once,
-                            // row panel by row panel, so the stores run along rows.
-                            (0..mp).for_each(|p| (0..np).for_each(|q| tile(q, p)));
-                        } else {
-                            // A 48-column panel of B stays in L1 while the rows of A pass by.
-                            (0..np).for_each(|q| (0..mp).for_each(|p| tile(q, p)));
+                            if kc == k {
+                                // One pass over the depth (a weight gradient): C is written once,
+                                // row panel by row panel, so the stores run along rows.
+                                (0..mp).for_each(|p| (0..np).for_each(|q| tile(q, p)));
+                            } else {
+                                // A 48-column panel of B stays in L1 while the rows of A pass by.
+                                (0..np).for_each(|q| (0..mp).for_each(|p| tile(q, p)));
+                            }
                         }
                     }
                 }
-            }
+            });
         });
     }
 
@@ -328,48 +349,48 @@ mod wide {
         split(n, threads, |j0, j1| {
             let cp = cp;
             let nj = j1 - j0;
-            let mut ct = vec![0.0f32; nj * MC];
-            let mut at = vec![0.0f32; KC * MC];
-            for m0 in (0..m).step_by(MC) {
-                let mw = MC.min(m - m0);
-                for k0 in (0..k).step_by(KC) {
-                    let kc = KC.min(k - k0);
-                    // Aᵀ block as [kk][MC], zero columns past mw.
-                    if mw < MC {
-                        at.fill(0.0);
+            with_scratch(nj * MC, KC * MC, |ct, at| {
+                for m0 in (0..m).step_by(MC) {
+                    let mw = MC.min(m - m0);
+                    for k0 in (0..k).step_by(KC) {
+                        let kc = KC.min(k - k0);
+                        // Aᵀ block as [kk][MC], zero columns past mw.
+                        if mw < MC {
+                            at.fill(0.0);
+                        }
+                        for i in 0..mw {
+                            let row = &a[(m0 + i) * k + k0..(m0 + i) * k + k0 + kc];
+                            row.iter().enumerate().for_each(|(kk, &v)| at[kk * MC + i] = v);
+                        }
+                        for j in (j0..j1).step_by(JR) {
+                            let jr = JR.min(j1 - j);
+                            // SAFETY: avx512f was detected by the caller; rows j..j+jr of `b` hold
+                            // k values each, the tile of `ct` lies inside it.
+                            unsafe {
+                                kernel_nt(
+                                    kc,
+                                    b.as_ptr().add(j * k + k0),
+                                    k,
+                                    jr,
+                                    at.as_ptr(),
+                                    ct.as_mut_ptr().add((j - j0) * MC),
+                                    k0 > 0,
+                                )
+                            };
+                        }
                     }
+                    // C[m0+i, j] = acc·C + Cᵀ[j, i].
                     for i in 0..mw {
-                        let row = &a[(m0 + i) * k + k0..(m0 + i) * k + k0 + kc];
-                        row.iter().enumerate().for_each(|(kk, &v)| at[kk * MC + i] = v);
-                    }
-                    for j in (j0..j1).step_by(JR) {
-                        let jr = JR.min(j1 - j);
-                        // SAFETY: avx512f was detected by the caller; rows j..j+jr of `b` hold
-                        // k values each, the tile of `ct` lies inside it.
-                        unsafe {
-                            kernel_nt(
-                                kc,
-                                b.as_ptr().add(j * k + k0),
-                                k,
-                                jr,
-                                at.as_ptr(),
-                                ct.as_mut_ptr().add((j - j0) * MC),
-                                k0 > 0,
-                            )
-                        };
+                        // SAFETY: row m0+i, columns j0..j1 of `c` belong to this thread.
+                        let row = unsafe { std::slice::from_raw_parts_mut(cp.0.add((m0 + i) * n + j0), nj) };
+                        if acc {
+                            row.iter_mut().enumerate().for_each(|(jj, v)| *v += ct[jj * MC + i]);
+                        } else {
+                            row.iter_mut().enumerate().for_each(|(jj, v)| *v = ct[jj * MC + i]);
+                        }
                     }
                 }
-                // C[m0+i, j] = acc·C + Cᵀ[j, i].
-                for i in 0..mw {
-                    // SAFETY: row m0+i, columns j0..j1 of `c` belong to this thread.
-                    let row = unsafe { std::slice::from_raw_parts_mut(cp.0.add((m0 + i) * n + j0), nj) };
-                    if acc {
-                        row.iter_mut().enumerate().for_each(|(jj, v)| *v += ct[jj * MC + i]);
-                    } else {
-                        row.iter_mut().enumerate().for_each(|(jj, v)| *v = ct[jj * MC + i]);
-                    }
-                }
-            }
+            });
         });
     }
 
