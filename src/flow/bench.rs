@@ -58,7 +58,8 @@ pub fn mlp_step(p: usize, c: usize, h: usize, b: usize, reps: usize, threads: us
     let mut step = |vel: &mut VelocityMlp| {
         let cache = vel.forward(&x, &t, &ctx);
         let (_, dv) = mse(&cache.out, &tgt);
-        vel.backward_into(&cache, &dv, Some(&mut dp));
+        // As in `train`: no input gradient without a context encoder (nor in torch's step).
+        vel.backward_ctx_into(&cache, &dv, Some(&mut dp), false);
         state.update(&mut vel.params, &mut dp);
     };
     let reps = reps.max(1);
