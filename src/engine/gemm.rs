@@ -165,6 +165,13 @@ mod wide {
     unsafe impl Send for Ptr {}
     unsafe impl Sync for Ptr {}
 
+    impl Ptr {
+        /// The pointer (a method, so closures capture the whole `Send` wrapper).
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
     /// Runs `f(lo, hi)` over `parts` contiguous ranges of `0..units`, in parallel when `parts > 1`.
     fn split(units: usize, parts: usize, f: impl Fn(usize, usize) + Sync) {
         let parts = parts.min(units).max(1);
@@ -229,7 +236,6 @@ mod wide {
         let nc_cap = ((1 << 18) / kcap / NR).max(1) * NR;
         let mc_cap = NN_MC.min(m.div_ceil(MR) * MR);
         split(n.div_ceil(NR), threads, |p0, p1| {
-            let cp = cp;
             let (c0, c1) = (p0 * NR, (p1 * NR).min(n));
             with_scratch(kcap * nc_cap.min((p1 - p0) * NR), mc_cap * kcap, |bp, ap| {
                 for jc in (c0..c1).step_by(nc_cap) {
@@ -280,7 +286,7 @@ mod wide {
                                         kc,
                                         ap.as_ptr().add(p * kc * MR),
                                         bp.as_ptr().add(q * kc * NR),
-                                        cp.0.add(i * n + j0),
+                                        cp.get().add(i * n + j0),
                                         n,
                                         mr,
                                         nw,
@@ -347,7 +353,6 @@ mod wide {
     pub(super) fn nt(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc: bool, threads: usize) {
         let cp = Ptr(c.as_mut_ptr());
         split(n, threads, |j0, j1| {
-            let cp = cp;
             let nj = j1 - j0;
             with_scratch(nj * MC, KC * MC, |ct, at| {
                 for m0 in (0..m).step_by(MC) {
@@ -382,7 +387,7 @@ mod wide {
                     // C[m0+i, j] = acc·C + Cᵀ[j, i].
                     for i in 0..mw {
                         // SAFETY: row m0+i, columns j0..j1 of `c` belong to this thread.
-                        let row = unsafe { std::slice::from_raw_parts_mut(cp.0.add((m0 + i) * n + j0), nj) };
+                        let row = unsafe { std::slice::from_raw_parts_mut(cp.get().add((m0 + i) * n + j0), nj) };
                         if acc {
                             row.iter_mut().enumerate().for_each(|(jj, v)| *v += ct[jj * MC + i]);
                         } else {
