@@ -58,7 +58,8 @@ pub fn mlp_step(p: usize, c: usize, h: usize, b: usize, reps: usize, threads: us
     let mut step = |vel: &mut VelocityMlp| {
         let cache = vel.forward(&x, &t, &ctx);
         let (_, dv) = mse(&cache.out, &tgt);
-        vel.backward_into(&cache, &dv, Some(&mut dp));
+        // As in `train`: no input gradient without a context encoder (nor in torch's step).
+        vel.backward_ctx_into(&cache, &dv, Some(&mut dp), false);
         state.update(&mut vel.params, &mut dp);
     };
     let reps = reps.max(1);
@@ -89,6 +90,73 @@ pub fn mlp_step(p: usize, c: usize, h: usize, b: usize, reps: usize, threads: us
         vjp_ms: median(vt),
         mlp_step_gflops: 6.0 * b as f64 * params as f64 / (mlp_step_ms * 1e6),
     }
+}
+
+/// One GEMM of the step at the reference shapes, timed through the `gemm` crate wrapper
+/// ([`sgemm`], what the MLP used before) and through [`sgemm_wide`] (what it uses now).
+#[derive(Clone, Debug, Serialize)]
+pub struct GemmRow {
+    pub name: &'static str,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub gflop: f64,
+    pub crate_ms: f64,
+    pub wide_ms: f64,
+}
+
+/// Times the nine GEMMs of a training step plus input VJP of the MLP `p + 1 + c → h → h → p`
+/// at batch `b` (forward `x·Wᵀ`, weight gradients `gᵀ·a`, input gradients `g·W`); median of
+/// `reps` after one warm-up, wall clock, `threads` threads each.
+pub fn gemm_table(p: usize, c: usize, h: usize, b: usize, reps: usize, threads: usize) -> Vec<GemmRow> {
+    use crate::engine::gemm::{sgemm, sgemm_wide, Trans};
+    let i = p + 1 + c;
+    let (no, yes) = (Trans::No, Trans::Yes);
+    let shapes = [
+        ("fwd0 x·W0ᵀ", b, h, i, no, yes),
+        ("fwd1 a·W1ᵀ", b, h, h, no, yes),
+        ("fwd2 a·W2ᵀ", b, p, h, no, yes),
+        ("dW2 gᵀ·a", p, h, b, yes, no),
+        ("da2 g·W2", b, h, p, no, no),
+        ("dW1 gᵀ·a", h, h, b, yes, no),
+        ("da1 g·W1", b, h, h, no, no),
+        ("dW0 gᵀ·x", h, i, b, yes, no),
+        ("dx g·W0 (VJP only)", b, i, h, no, no),
+    ];
+    let mut rng = stream(0, "bench-gemm", 0);
+    let mut rows = Vec::new();
+    for (name, m, n, k, ta, tb) in shapes {
+        let a: Vec<f32> = (0..m * k).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let bm: Vec<f32> = (0..k * n).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let mut out = vec![0.0f32; m * n];
+        let mut time = |wide: bool| {
+            let mut ts = Vec::new();
+            for r in 0..=reps.max(1) {
+                let s = Instant::now();
+                if wide {
+                    sgemm_wide(m, n, k, &a, ta, &bm, tb, &mut out, false, threads);
+                } else {
+                    sgemm(m, n, k, &a, ta, &bm, tb, &mut out, false, threads);
+                }
+                if r > 0 {
+                    ts.push(s.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            median(ts)
+        };
+        let crate_ms = time(false);
+        let wide_ms = time(true);
+        rows.push(GemmRow {
+            name,
+            m,
+            n,
+            k,
+            gflop: 2.0 * (m * n * k) as f64 / 1e9,
+            crate_ms,
+            wide_ms,
+        });
+    }
+    rows
 }
 
 #[cfg(test)]

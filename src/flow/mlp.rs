@@ -8,7 +8,7 @@
 //! `h_{l+1} = z_l`; the output is `z_{L-1}`. With `residual = false` and `sizes = [i, H, H, o]` this
 //! is exactly `Sequential(Linear, SiLU, Linear, SiLU, Linear)`.
 
-use crate::engine::gemm::{sgemm, Trans};
+use crate::engine::gemm::{sgemm_wide as sgemm, Trans};
 use crate::nets::ParamLayout;
 use serde::{Deserialize, Serialize};
 
@@ -160,8 +160,23 @@ impl Mlp {
         params: &[f32],
         cache: &MlpCache,
         dout: &[f32],
-        mut dparams: Option<&mut [f32]>,
+        dparams: Option<&mut [f32]>,
         want_dx: bool,
+    ) -> Option<Vec<f32>> {
+        let cols = want_dx.then(|| 0..self.input_dim());
+        self.backward_cols(params, cache, dout, dparams, cols)
+    }
+
+    /// Like [`Self::backward`], returning only the input columns `cols` of `∂L/∂x`
+    /// (`[B, cols.len()]`), so a caller that needs a few inputs' gradients (or none) does not pay
+    /// for a `B × out × in` product over all of them.
+    pub fn backward_cols(
+        &self,
+        params: &[f32],
+        cache: &MlpCache,
+        dout: &[f32],
+        mut dparams: Option<&mut [f32]>,
+        cols: Option<std::ops::Range<usize>>,
     ) -> Option<Vec<f32>> {
         let batch = cache.batch;
         let layers = self.layers();
@@ -197,8 +212,42 @@ impl Mlp {
                     db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
                 }
             }
-            if l == 0 && !want_dx {
-                return None;
+            if l == 0 {
+                let cols = cols?;
+                let (w, _) = self.wb(params, 0);
+                let nc = cols.len();
+                if nc == nin {
+                    let mut dx = vec![0.0f32; batch * nin];
+                    sgemm(
+                        batch,
+                        nin,
+                        nout,
+                        &g,
+                        Trans::No,
+                        w,
+                        Trans::No,
+                        &mut dx,
+                        false,
+                        self.threads,
+                    );
+                    return Some(dx);
+                }
+                // dx[B, cols] = g[B, out] · W[out, cols]
+                let ws: Vec<f32> = w.chunks(nin).flat_map(|row| &row[cols.clone()]).copied().collect();
+                let mut dx = vec![0.0f32; batch * nc];
+                sgemm(
+                    batch,
+                    nc,
+                    nout,
+                    &g,
+                    Trans::No,
+                    &ws,
+                    Trans::No,
+                    &mut dx,
+                    false,
+                    self.threads,
+                );
+                return Some(dx);
             }
             let (w, _) = self.wb(params, l);
             // da[B, in] = g[B, out] · W[out, in]
@@ -215,9 +264,6 @@ impl Mlp {
                 false,
                 self.threads,
             );
-            if l == 0 {
-                return Some(da);
-            }
             let h = &cache.pre[l - 1];
             da.iter_mut().zip(h).for_each(|(d, &hv)| *d *= silu_grad(hv));
             if self.has_residual(l) {
@@ -293,6 +339,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn input_gradient_columns_match_the_full_one() {
+        let m = Mlp::new(
+            MlpSpec {
+                sizes: vec![7, 8, 8, 4],
+                residual: false,
+            },
+            "",
+            2,
+        );
+        let mut p = vec![0.0; m.num_params()];
+        InitScheme::TorchDefault.fill(&m.layout, &mut p, &mut stream(4, "init", 0));
+        let b = 3;
+        let (x, u) = (randn(b * 7, 5), randn(b * 4, 6));
+        let cache = m.forward(&p, &x, b);
+        let (mut dp, mut dp2) = (vec![0.0; p.len()], vec![1.0; p.len()]);
+        let full = m.backward(&p, &cache, &u, Some(&mut dp), true).unwrap();
+        let part = m.backward_cols(&p, &cache, &u, Some(&mut dp2), Some(2..5)).unwrap();
+        assert_eq!(dp, dp2);
+        for (i, row) in full.chunks(7).enumerate() {
+            for (j, v) in row[2..5].iter().enumerate() {
+                assert!((v - part[i * 3 + j]).abs() < 1e-6);
+            }
+        }
+        assert!(m.backward_cols(&p, &cache, &u, None, None).is_none());
     }
 
     #[test]

@@ -38,11 +38,23 @@ pub struct TrainState {
 
 /// Global L2 norm of `g` (chunked, summed in chunk order).
 pub fn global_norm(g: &[f32]) -> f32 {
-    let parts: Vec<f64> = g
-        .par_chunks(CHUNK)
-        .map(|c| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>())
-        .collect();
+    let parts: Vec<f64> = g.par_chunks(CHUNK).map(sum_sq).collect();
     parts.iter().sum::<f64>().sqrt() as f32
+}
+
+/// Σ v² in f64 over 16 interleaved partial sums (one serial chain of f64 adds would bound this
+/// memory-speed pass by the add latency), combined in a fixed order.
+fn sum_sq(c: &[f32]) -> f64 {
+    const L: usize = 16;
+    let mut acc = [0.0f64; L];
+    let mut it = c.chunks_exact(L);
+    for ch in &mut it {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += v as f64 * v as f64;
+        }
+    }
+    let tail: f64 = it.remainder().iter().map(|&v| v as f64 * v as f64).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 impl TrainState {

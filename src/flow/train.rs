@@ -167,7 +167,7 @@ pub fn train(
         if !loss.is_finite() {
             return Err(FlowError::Diverged { step: it, loss });
         }
-        let (_, dc) = vel.backward_into(&cache, &dv, Some(&mut dp));
+        let dc = vel.backward_ctx_into(&cache, &dv, Some(&mut dp), encoder.is_some());
         drop(cache);
         vstate.update(&mut vel.params, &mut dp);
         if let (Some(enc), Some(cc), Some(es)) = (encoder.as_mut(), ccache, estate.as_mut()) {

@@ -197,6 +197,23 @@ impl VelocityMlp {
         (dx, dc)
     }
 
+    /// Like [`Self::backward_into`] for a training step: ∂L/∂params into `dparams` and, only when
+    /// `want_ctx`, ∂L/∂c `[B, ctx_dim]` (else empty); ∂L/∂x is not computed.
+    pub fn backward_ctx_into(
+        &self,
+        cache: &MlpCache,
+        dv: &[f32],
+        dparams: Option<&mut [f32]>,
+        want_ctx: bool,
+    ) -> Vec<f32> {
+        let c = &self.config;
+        let off = c.dim + c.time_dim();
+        let cols = (want_ctx && c.ctx_dim > 0).then(|| off..off + c.ctx_dim);
+        self.mlp
+            .backward_cols(&self.params, cache, dv, dparams, cols)
+            .unwrap_or_default()
+    }
+
     /// ∂L/∂params and ∂L/∂c for a loss L whose gradient on v(x, t, c) is `dv [B, dim]`.
     pub fn param_grad(&self, x: &[f32], t: &[f32], ctx: &[f32], dv: &[f32]) -> VelocityGrads {
         let cache = self.forward(x, t, ctx);
