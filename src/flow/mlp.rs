@@ -216,24 +216,14 @@ impl Mlp {
                 let cols = cols?;
                 let (w, _) = self.wb(params, 0);
                 let nc = cols.len();
-                if nc == nin {
-                    let mut dx = vec![0.0f32; batch * nin];
-                    sgemm(
-                        batch,
-                        nin,
-                        nout,
-                        &g,
-                        Trans::No,
-                        w,
-                        Trans::No,
-                        &mut dx,
-                        false,
-                        self.threads,
-                    );
-                    return Some(dx);
-                }
-                // dx[B, cols] = g[B, out] · W[out, cols]
-                let ws: Vec<f32> = w.chunks(nin).flat_map(|row| &row[cols.clone()]).copied().collect();
+                // dx[B, cols] = g[B, out] · W[out, cols] (all of W when every column is wanted)
+                let picked: Vec<f32>;
+                let ws: &[f32] = if nc == nin {
+                    w
+                } else {
+                    picked = w.chunks(nin).flat_map(|row| &row[cols.clone()]).copied().collect();
+                    &picked
+                };
                 let mut dx = vec![0.0f32; batch * nc];
                 sgemm(
                     batch,
@@ -241,7 +231,7 @@ impl Mlp {
                     nout,
                     &g,
                     Trans::No,
-                    &ws,
+                    ws,
                     Trans::No,
                     &mut dx,
                     false,
