@@ -319,10 +319,11 @@ mod x86 {
                     for co in 0..32 {
                         let b0 = _mm512_set1_ps(*d.add(co));
                         let b1 = _mm512_set1_ps(*d.add(32 + co));
-                        for t in 0..9 {
+                        let [a0, a1] = &mut acc;
+                        for (t, (x0, x1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
                             let wv = _mm512_loadu_ps(wp.add((t * 32 + co) * 16));
-                            acc[0][t] = _mm512_fmadd_ps(wv, b0, acc[0][t]);
-                            acc[1][t] = _mm512_fmadd_ps(wv, b1, acc[1][t]);
+                            *x0 = _mm512_fmadd_ps(wv, b0, *x0);
+                            *x1 = _mm512_fmadd_ps(wv, b1, *x1);
                         }
                     }
                     for (u, au) in acc.iter().enumerate() {
