@@ -14,6 +14,13 @@ pub enum Trans {
     Yes,
 }
 
+/// Panics (a caller's bug, never input data) when an operand is shorter than its shape needs.
+fn check_operands(name: &str, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &[f32]) {
+    assert!(a.len() >= m * k, "{name}: a has {} values, needs {}", a.len(), m * k);
+    assert!(b.len() >= k * n, "{name}: b has {} values, needs {}", b.len(), k * n);
+    assert!(c.len() >= m * n, "{name}: c has {} values, needs {}", c.len(), m * n);
+}
+
 /// `c[m,n] = accumulate·c + op(a)[m,k] · op(b)[k,n]`.
 ///
 /// `a` holds `m×k` values (or `k×m` when `ta == Trans::Yes`), `b` holds `k×n` (or `n×k`).
@@ -31,9 +38,7 @@ pub fn sgemm(
     accumulate: bool,
     threads: usize,
 ) {
-    assert!(a.len() >= m * k, "sgemm: a has {} values, needs {}", a.len(), m * k);
-    assert!(b.len() >= k * n, "sgemm: b has {} values, needs {}", b.len(), k * n);
-    assert!(c.len() >= m * n, "sgemm: c has {} values, needs {}", c.len(), m * n);
+    check_operands("sgemm", m, n, k, a, b, c);
     if m == 0 || n == 0 {
         return;
     }
@@ -103,24 +108,7 @@ pub fn sgemm_wide(
     accumulate: bool,
     threads: usize,
 ) {
-    assert!(
-        a.len() >= m * k,
-        "sgemm_wide: a has {} values, needs {}",
-        a.len(),
-        m * k
-    );
-    assert!(
-        b.len() >= k * n,
-        "sgemm_wide: b has {} values, needs {}",
-        b.len(),
-        k * n
-    );
-    assert!(
-        c.len() >= m * n,
-        "sgemm_wide: c has {} values, needs {}",
-        c.len(),
-        m * n
-    );
+    check_operands("sgemm_wide", m, n, k, a, b, c);
     #[cfg(target_arch = "x86_64")]
     {
         if m > 0 && n > 0 && k > 0 && std::arch::is_x86_feature_detected!("avx512f") {

@@ -399,11 +399,8 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             Scope::Output => out_layer,
             Scope::OutputBias => out_bias,
         };
-        for (i, g) in grad.iter_mut().enumerate() {
-            if !keep_range.contains(&i) {
-                *g = 0.0;
-            }
-        }
+        grad[..keep_range.start].fill(0.0);
+        grad[keep_range.end..].fill(0.0);
         check_len("parameter gradient", &grad, self.ft.params().len())?;
         check_finite("parameter gradient", &grad)?;
         let grad_norm = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
