@@ -60,6 +60,9 @@ pub struct TuneArgs {
     /// First time of the SDE grid (the memoryless SDE starts from N(0, I) there)
     #[arg(long, default_value_t = 1e-3)]
     pub t0: f32,
+    /// Grid spacing power p: t_k = t0 + (1 − t0)(k/N)^p (1 = uniform; 2–3 refine small t)
+    #[arg(long, default_value_t = 1.0)]
+    pub grid_power: f32,
     /// Parameters that move: all (the paper's), output (the last layer) or output-bias
     #[arg(long, default_value = "all")]
     pub scope: String,
@@ -152,6 +155,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         batch: a.batch,
         loss_steps: a.loss_steps,
         t0: a.t0,
+        grid_power: a.grid_power,
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,

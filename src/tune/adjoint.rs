@@ -33,6 +33,9 @@ pub struct AmConfig {
     pub steps: usize,
     /// First time of the grid (> 0: σ(0) is infinite).
     pub t0: f32,
+    /// Grid spacing t_k = t0 + (1 − t0)(k/N)^p ([`Grid::power`]); 1 = uniform.
+    #[serde(default = "one")]
+    pub grid_power: f32,
     /// Trajectories per iteration.
     pub batch: usize,
     /// Number of grid steps (drawn per iteration, shared by the batch) in the loss; 0 = all N.
@@ -92,11 +95,16 @@ impl std::str::FromStr for Scope {
     }
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 impl Default for AmConfig {
     fn default() -> Self {
         AmConfig {
             steps: 40,
             t0: 1e-3,
+            grid_power: 1.0,
             batch: 16,
             loss_steps: 0,
             reward_scale: 1.0,
@@ -183,7 +191,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                 "clip_ema must be in [0, 1) and clip_quantile > 0: {config:?}"
             )));
         }
-        let grid = Grid::uniform(config.t0, config.steps)?;
+        let grid = Grid::power(config.t0, config.steps, config.grid_power)?;
         let opt = Optimizer::new(OptimConfig::adam(config.lr, 0.0), ft.params().len());
         Ok(AdjointMatching {
             base,

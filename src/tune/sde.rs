@@ -53,6 +53,20 @@ impl Grid {
         Ok(Grid { t })
     }
 
+    /// N steps from `t0` to 1 placed at t_k = t0 + (1 − t0)(k/N)^p: p = 1 is uniform, p > 1 puts
+    /// more steps at small t, where σ(t)² = 2(1−t)/t and the adjoint change fastest.
+    pub fn power(t0: f32, steps: usize, p: f32) -> Result<Self, TuneError> {
+        if !(p.is_finite() && p >= 1.0) {
+            return Err(TuneError::Config(format!("grid power must be ≥ 1, got {p}")));
+        }
+        let mut g = Self::uniform(t0, steps)?;
+        let n = steps as f64;
+        for (k, t) in g.t.iter_mut().enumerate().take(steps).skip(1) {
+            *t = (t0 as f64 + (1.0 - t0 as f64) * (k as f64 / n).powf(p as f64)) as f32;
+        }
+        Ok(g)
+    }
+
     /// Number of steps N.
     pub fn steps(&self) -> usize {
         self.t.len() - 1
@@ -146,6 +160,11 @@ mod tests {
         assert!((g.t[1] - 0.2575).abs() < 1e-6);
         assert!(Grid::uniform(0.0, 4).is_err());
         assert!(Grid::uniform(0.1, 0).is_err());
+        assert_eq!(Grid::power(0.01, 4, 1.0).unwrap(), g);
+        let p = Grid::power(0.01, 4, 2.0).unwrap();
+        assert!((p.t[1] - (0.01 + 0.99 / 16.0)).abs() < 1e-6 && p.t[0] == 0.01 && p.t[4] == 1.0);
+        assert!(p.t.windows(2).all(|w| w[0] < w[1]));
+        assert!(Grid::power(0.01, 4, 0.5).is_err());
         assert_eq!(sigma(1.0), 0.0);
         assert!((sigma(0.5) - 2f32.sqrt()).abs() < 1e-6);
     }
