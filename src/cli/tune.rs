@@ -63,6 +63,9 @@ pub struct TuneArgs {
     /// Grid spacing power p: t_k = t0 + (1 − t0)(k/N)^p (1 = uniform; 2–3 refine small t)
     #[arg(long, default_value_t = 1.0)]
     pub grid_power: f32,
+    /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping)
+    #[arg(long, default_value_t = 0.9)]
+    pub clip_quantile: f32,
     /// Parameters that move: all (the paper's), output (the last layer) or output-bias
     #[arg(long, default_value = "all")]
     pub scope: String,
@@ -156,6 +159,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         loss_steps: a.loss_steps,
         t0: a.t0,
         grid_power: a.grid_power,
+        clip_quantile: a.clip_quantile,
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,
