@@ -43,7 +43,7 @@ pub struct ShiftArgs {
     pub methods: Vec<String>,
     #[command(flatten)]
     pub opts: TestOptions,
-    /// Output directory (cells.jsonl, results.json, results.md, auroc.png/svg).
+    /// Output directory (cells.jsonl, results.json, results.md, auroc.png/svg; with --md-trace the Figure 2 plots figure2_auroc/figure2_cdc.png/svg and figure2.json).
     #[arg(long)]
     pub out: PathBuf,
     /// Print results.json to stdout as well.
@@ -85,6 +85,8 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         "cells": cells.len(), "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64(),
     });
     write_reports(&a.out, &rows, header.clone())?;
+    let fig2 = crate::shift::figure2::figure2_curves(&cells)?;
+    crate::shift::figure2::write_figure2(&a.out, &fig2)?;
     if a.json {
         let mut doc = header;
         doc["rows"] = serde_json::to_value(&rows)?;

@@ -3,7 +3,8 @@
 //! finished cell is appended as one JSON line to `cells.jsonl` and skipped on a rerun. The
 //! summary per (detector, |Q|, shift) is TPR@α ± se and AUROC ([`summarize`], scores = the
 //! detector's statistic, higher = more shifted), the false-positive rate on the null tests and
-//! the mean wall time per test; written as `results.json`, `results.md` and `auroc.{png,svg}`.
+//! the mean wall time per test; written as `results.json`, `results.md` and `auroc.{png,svg}`
+//! (Figure 2, from traced Meta-Detectron cells, is [`super::figure2`]).
 
 use super::pipeline::{Method, Setup};
 use super::stats::{rejection_rate, summarize};
