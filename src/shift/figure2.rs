@@ -51,11 +51,14 @@ fn column_means(rows: &[&Vec<f64>], n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The (entropy, ℓ_cdc) traces of the runs of one query kind.
+type Runs = Vec<(Vec<f64>, Vec<f64>)>;
+
 /// The Figure 2 curves of the traced Meta-Detectron cells, one per (|Q|, shifted spec) that has
 /// traced null queries as well; empty when nothing was traced.
 pub fn figure2_curves(cells: &[Cell]) -> Result<Vec<IterCurve>, ShiftError> {
     // size -> query -> [(entropy trace, cdc trace)]
-    let mut by: BTreeMap<usize, BTreeMap<&str, Vec<(Vec<f64>, Vec<f64>)>>> = BTreeMap::new();
+    let mut by: BTreeMap<usize, BTreeMap<&str, Runs>> = BTreeMap::new();
     for c in cells {
         if let Some(t) = traces(c) {
             by.entry(c.size)
@@ -76,7 +79,7 @@ pub fn figure2_curves(cells: &[Cell]) -> Result<Vec<IterCurve>, ShiftError> {
                 let pos: Vec<f64> = runs.iter().map(|(e, _)| e[i]).collect();
                 au.push(auroc(&neg, &pos)?);
             }
-            let cdc = |rs: &Vec<(Vec<f64>, Vec<f64>)>| {
+            let cdc = |rs: &Runs| {
                 let rows: Vec<&Vec<f64>> = rs.iter().map(|(_, c)| c).collect();
                 let m = rows.iter().map(|r| r.len()).min().unwrap_or(0);
                 column_means(&rows, m)
