@@ -25,8 +25,9 @@ pub struct TestOptions {
     /// |P|: reference images drawn for the CDC training and the baselines.
     #[arg(long, default_value_t = 300)]
     pub n_reference: usize,
-    /// Reference images kept as the pool the null-bank queries are drawn from.
-    #[arg(long, default_value_t = 1000)]
+    /// Reference images kept as the pool the null-bank queries are drawn from (one fixed draw
+    /// shared by every bank sample: a larger pool makes its chance bias smaller).
+    #[arg(long, default_value_t = 2000)]
     pub null_pool: usize,
     /// Detectron null-bank runs (≥ 20 lets a p-value fall below 0.05).
     #[arg(long, default_value_t = 20)]
@@ -49,8 +50,9 @@ pub struct TestOptions {
     /// Meta-Detectron: Adjoint-Matching iterations per sample (the paper peaks around 50).
     #[arg(long, default_value_t = 10)]
     pub md_iters: usize,
-    /// Meta-Detectron: in-distribution samples P* in the cached null bank.
-    #[arg(long, default_value_t = 10)]
+    /// Meta-Detectron: in-distribution samples P* in the cached null bank (≥ 20 lets a p-value
+    /// fall below 0.05; fewer make the (1−α) quantile, and so the false-positive rate, noisy).
+    #[arg(long, default_value_t = 20)]
     pub md_null_runs: usize,
     /// Meta-Detectron: reward multiplier of Adjoint Matching.
     #[arg(long, default_value_t = MetaDetectronConfig::default().reward_scale)]

@@ -66,6 +66,9 @@ pub struct TuneArgs {
     /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping)
     #[arg(long, default_value_t = 0.9)]
     pub clip_quantile: f32,
+    /// Iterations of linear learning-rate warmup (0 = none)
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
     /// Parameters that move: all (the paper's), output (the last layer) or output-bias
     #[arg(long, default_value = "all")]
     pub scope: String,
@@ -160,6 +163,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         t0: a.t0,
         grid_power: a.grid_power,
         clip_quantile: a.clip_quantile,
+        warmup: a.warmup,
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,

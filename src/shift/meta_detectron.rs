@@ -61,7 +61,7 @@ impl Default for MetaDetectronConfig {
     fn default() -> Self {
         MetaDetectronConfig {
             iters: 10,
-            null_runs: 10,
+            null_runs: 20,
             am_steps: 10,
             am_batch: 4,
             reward_scale: 1000.0,

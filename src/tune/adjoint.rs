@@ -44,6 +44,11 @@ pub struct AmConfig {
     pub reward_scale: f32,
     /// Adam learning rate.
     pub lr: f32,
+    /// Iterations over which the learning rate ramps linearly from lr/warmup to lr (0 or 1 = none):
+    /// Adam's first steps move every parameter by about lr whatever the signal, which collapses
+    /// the generated classifiers before the moment estimates settle.
+    #[serde(default)]
+    pub warmup: usize,
     /// Quantile of the per-sample losses used for clipping (≥ 1 disables clipping).
     pub clip_quantile: f32,
     /// EMA factor of the clipping threshold.
@@ -109,6 +114,7 @@ impl Default for AmConfig {
             loss_steps: 0,
             reward_scale: 1.0,
             lr: 1e-4,
+            warmup: 0,
             clip_quantile: 0.9,
             clip_ema: 0.9,
             flow_units_loss: true,
@@ -412,7 +418,8 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         check_len("parameter gradient", &grad, self.ft.params().len())?;
         check_finite("parameter gradient", &grad)?;
         let grad_norm = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
-        self.opt.update(self.ft.params_mut(), &grad);
+        let ramp = ((self.iter + 1) as f32 / self.config.warmup.max(1) as f32).min(1.0);
+        self.opt.update_with_lr(self.ft.params_mut(), &grad, self.config.lr * ramp);
         let t_end = start.elapsed().as_secs_f64();
 
         let mean = vals.iter().sum::<f32>() / b as f32;
