@@ -419,7 +419,8 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         check_finite("parameter gradient", &grad)?;
         let grad_norm = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
         let ramp = ((self.iter + 1) as f32 / self.config.warmup.max(1) as f32).min(1.0);
-        self.opt.update_with_lr(self.ft.params_mut(), &grad, self.config.lr * ramp);
+        self.opt
+            .update_with_lr(self.ft.params_mut(), &grad, self.config.lr * ramp);
         let t_end = start.elapsed().as_secs_f64();
 
         let mean = vals.iter().sum::<f32>() / b as f32;

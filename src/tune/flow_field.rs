@@ -243,6 +243,34 @@ mod tests {
         assert!(m1 - m0 > 0.2, "E<c,x> {m0} -> {m1}");
     }
 
+    /// Warmup scales the first Adam step by 1/warmup (Adam's first step moves each parameter
+    /// with a nonzero gradient by ≈ lr), and a power grid fine-tunes as well as a uniform one.
+    #[test]
+    fn warmup_scales_the_first_step() {
+        let base = trained_base(toy_config(16, 1));
+        let mut r = LinearReward {
+            c: vec![0.6, -0.5, 0.4],
+        };
+        let mut first_step = |warmup: usize| -> f32 {
+            let cfg = AmConfig {
+                warmup,
+                grid_power: 2.0,
+                ..toy_am(3, crate::tune::adjoint::Scope::All)
+            };
+            let mut am = AdjointMatching::new(&base, base.clone(), Whitening::identity(3), cfg).unwrap();
+            am.step(&mut r, &[]).unwrap();
+            am.ft
+                .params
+                .iter()
+                .zip(&base.params)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max)
+        };
+        let (plain, warm) = (first_step(0), first_step(10));
+        assert!((plain / 1e-2 - 1.0).abs() < 0.05, "max step {plain}");
+        assert!((warm / plain - 0.1).abs() < 0.01, "warm {warm} vs {plain}");
+    }
+
     #[test]
     fn init_source_whitening_per_layer() {
         let spec = crate::nets::ArchSpec::cnn3(3, 10, crate::nets::Activation::Gelu);
