@@ -1,5 +1,5 @@
 //! The shift-detection grid (paper Table 3): for each method, |Q| and seed, one test on a null
-//! query (drawn from the source's held-out images) and one on each shifted spec. Resumable: each
+//! query (drawn from the source's images not in P) and one on each shifted spec. Resumable: each
 //! finished cell is appended as one JSON line to `cells.jsonl` and skipped on a rerun. The
 //! summary per (detector, |Q|, shift) is TPR@α ± se and AUROC ([`summarize`], scores = the
 //! detector's statistic, higher = more shifted), the false-positive rate on the null tests and
@@ -131,6 +131,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
         .open(&path)
         .map_err(|e| io(&path, e))?;
     let mut computed = 0;
+    let query_idx = setup.query_indices();
     for &method in &cfg.methods {
         for &size in &cfg.sizes {
             for seed in 0..cfg.seeds {
@@ -141,8 +142,8 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
                         continue;
                     }
                     // Null queries (and shifted copies of the source split, same length) come
-                    // from the held-out images, never from P or the null-bank pool.
-                    let among = (ds.len() == setup.reference.len()).then_some(setup.held_out.as_slice());
+                    // from the images not in P: the population the null banks sample.
+                    let among = (ds.len() == setup.reference.len()).then_some(query_idx.as_slice());
                     let q = setup.query(ds, Some(size), among, seed)?;
                     let results = setup.test(method, &q, seed)?;
                     let cell = Cell {
