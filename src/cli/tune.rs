@@ -75,7 +75,7 @@ pub struct TuneArgs {
     /// Classifiers generated for the before/after accuracies.
     #[arg(long, default_value_t = 8)]
     pub eval_models: usize,
-    /// Evaluation images used (first N of the eval set; 0 = all).
+    /// Evaluation images used (N drawn at random with a fixed seed, the same every run; 0 = all).
     #[arg(long, default_value_t = 2000)]
     pub eval_limit: usize,
     /// Measure eval accuracy every N iterations in the log (0 = only before/after).

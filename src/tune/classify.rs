@@ -112,7 +112,22 @@ pub fn predictions(logits: &[f32], classes: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Accuracy of each of K classifiers on `data` (all of it, or the first `limit` images).
+/// The indices of the evaluation subset: all of `data`, or `limit` of them drawn at random with a
+/// fixed seed (sorted). Not the first `limit`: folder datasets are sorted by class, so the first
+/// 2,000 CIFAR-10 test images are all airplanes and automobiles.
+pub fn eval_indices(len: usize, limit: Option<usize>) -> Vec<usize> {
+    match limit {
+        Some(n) if n < len => {
+            let mut idx =
+                rand::seq::index::sample(&mut crate::engine::rng::stream(0, "eval-subset", 0), len, n).into_vec();
+            idx.sort_unstable();
+            idx
+        }
+        _ => (0..len).collect(),
+    }
+}
+
+/// Accuracy of each of K classifiers on `data` (all of it, or `limit` images, see [`eval_indices`]).
 pub fn accuracies(
     spec: &ArchSpec,
     w: &[f32],
@@ -122,16 +137,22 @@ pub fn accuracies(
     limit: Option<usize>,
     threads: usize,
 ) -> Result<Vec<f32>, TuneError> {
-    let n = limit.unwrap_or(data.len()).min(data.len());
+    let idx = eval_indices(data.len(), limit);
+    let n = idx.len();
     if n == 0 {
         return Err(TuneError::Reward(format!("{}: no images to evaluate on", data.name)));
     }
-    let idx: Vec<usize> = (0..n).collect();
     let l = logits(spec, w, k, data, &idx, norm, threads)?;
     let c = spec.num_classes();
     let pred = predictions(&l, c);
     Ok((0..k)
-        .map(|m| (0..n).filter(|&i| pred[m * n + i] == data.labels[i]).count() as f32 / n as f32)
+        .map(|m| {
+            idx.iter()
+                .enumerate()
+                .filter(|&(i, &j)| pred[m * n + i] == data.labels[j])
+                .count() as f32
+                / n as f32
+        })
         .collect())
 }
 
@@ -286,6 +307,22 @@ mod tests {
     use super::*;
     use crate::nets::Activation;
     use rand::Rng as _;
+
+    /// The evaluation subset spans a class-sorted set, is fixed and sorted, and `None` (or a limit
+    /// above the length) takes everything.
+    #[test]
+    fn eval_subset_is_random_not_the_first_images() {
+        let idx = eval_indices(10_000, Some(2000));
+        assert_eq!(idx.len(), 2000);
+        assert_eq!(idx, eval_indices(10_000, Some(2000)));
+        assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        // class-sorted labels (1,000 per class): every class is drawn, about 200 each
+        let mut per_class = [0usize; 10];
+        idx.iter().for_each(|&i| per_class[i / 1000] += 1);
+        assert!(per_class.iter().all(|&c| (150..250).contains(&c)), "{per_class:?}");
+        assert_eq!(eval_indices(5, None), vec![0, 1, 2, 3, 4]);
+        assert_eq!(eval_indices(5, Some(9)), vec![0, 1, 2, 3, 4]);
+    }
 
     fn tiny() -> (ArchSpec, Dataset) {
         let spec = ArchSpec::mlp([3, 4, 4], &[5], 10, Activation::Tanh);
