@@ -25,8 +25,8 @@ pub struct TestOptions {
     /// |P|: reference images drawn for the CDC training and the baselines.
     #[arg(long, default_value_t = 300)]
     pub n_reference: usize,
-    /// Reference images the null-bank samples are drawn from; 0 = every image not in P (the
-    /// population the experiment's null queries come from, so both are exchangeable).
+    /// Reference images the null-bank samples are drawn from; 0 = every image not in P, at most
+    /// 20,000 (the population the experiment's null queries come from, so both are exchangeable).
     #[arg(long, default_value_t = 0)]
     pub null_pool: usize,
     /// Detectron null-bank runs (≥ 20 lets a p-value fall below 0.05).

@@ -5,7 +5,7 @@
 //!
 //! The reference spec's images are split once by `stream(model_seed, "shift-reference", 0)` into
 //! P (`n_reference` images), the null-bank pool (`null_pool` images; 0 = every image not in P,
-//! the default) and the held-out rest. The experiment draws its null queries (and the paired
+//! at most [`DEFAULT_POOL_CAP`], the default) and the held-out rest. The experiment draws its null queries (and the paired
 //! images of same-length shifted copies) from every image not in P ([`Setup::query_indices`]),
 //! the population the default pool is: bank samples and null queries are then exchangeable. A
 //! smaller fixed pool carries its own chance difference from the rest into every test of the
@@ -85,13 +85,18 @@ pub enum ModelSource {
     File { path: PathBuf, meta: Option<PathBuf> },
 }
 
+/// The default null pool (`null_pool` = 0) is every image not in P, but at most this many: the
+/// pool is held as normalized f32 (12 KiB per 3×32×32 image, so 240 MB here). A random pool this
+/// large has a chance bias of about √(20/20,000) ≈ 3 % of a 20-image sample's spread.
+pub const DEFAULT_POOL_CAP: usize = 20_000;
+
 /// Sizes and settings of a test (defaults sized for |Q| ≈ 20 on 2 cores).
 #[derive(Clone, Debug)]
 pub struct SetupConfig {
     /// |P|: reference images the CDCs train on and the baselines compare against.
     pub n_reference: usize,
     /// Reference images kept as the pool the null-bank queries are drawn from; 0 = every image
-    /// not in P.
+    /// not in P (at most [`DEFAULT_POOL_CAP`]).
     pub null_pool: usize,
     /// Detectron null-bank runs (≥ 20 so a p-value can fall below 0.05).
     pub null_runs: usize,
@@ -277,7 +282,7 @@ impl Setup {
         let mut perm: Vec<usize> = (0..n).collect();
         rand::seq::SliceRandom::shuffle(&mut perm[..], &mut stream(cfg.model_seed, "shift-reference", 0));
         let n_pool = match cfg.null_pool {
-            0 => n - cfg.n_reference,
+            0 => (n - cfg.n_reference).min(DEFAULT_POOL_CAP),
             k => k.min(n - cfg.n_reference),
         };
         let p_idx = &perm[..cfg.n_reference];
