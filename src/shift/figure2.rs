@@ -103,23 +103,40 @@ fn by_iteration(v: &[f64]) -> Vec<(f64, f64)> {
     v.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect()
 }
 
-/// Writes `figure2.json` and the two plots into `out`; does nothing without curves.
+/// Element-wise mean of equally indexed series (cut to the shortest).
+fn mean_series<'a>(series: impl Iterator<Item = &'a Vec<f64>>) -> Vec<f64> {
+    let rows: Vec<&Vec<f64>> = series.collect();
+    let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    column_means(&rows, n)
+}
+
+/// Writes `figure2.json` (every curve) and the two plots into `out`: AUROC along the iterations,
+/// one line per |Q| (mean over the shifts, as the paper's figure), and ℓ_cdc along the
+/// iterations per |Q| on the shifted queries (mean over the shifts) and on the null queries.
+/// Does nothing without curves.
 pub fn write_figure2(out: &Path, curves: &[IterCurve]) -> Result<(), ShiftError> {
     if curves.is_empty() {
         return Ok(());
     }
     write_json(&out.join("figure2.json"), &curves)?;
-    let mut au = LinePlot::new("Meta-Detectron: AUROC along fine-tuning", "iteration", "AUROC");
+    let mut au = LinePlot::new(
+        "Meta-Detectron: AUROC along fine-tuning (mean over shifts)",
+        "iteration",
+        "AUROC",
+    );
     au.y_range = Some((0.0, 1.0));
     let mut cdc = LinePlot::new("Meta-Detectron: CDC loss along fine-tuning", "iteration", "l_cdc");
-    let mut null_drawn = BTreeMap::new();
-    for c in curves {
-        let name = format!("|Q|={} {}", c.size, c.shift);
-        au = au.with_series(Series::new(name.clone(), by_iteration(&c.auroc)));
-        cdc = cdc.with_series(Series::new(name, by_iteration(&c.cdc_shift)));
-        if null_drawn.insert(c.size, ()).is_none() {
-            cdc = cdc.with_series(Series::new(format!("|Q|={} null", c.size), by_iteration(&c.cdc_null)));
-        }
+    let mut by_size: BTreeMap<usize, Vec<&IterCurve>> = BTreeMap::new();
+    curves.iter().for_each(|c| by_size.entry(c.size).or_default().push(c));
+    for (size, cs) in &by_size {
+        let label = format!("|Q|={size}");
+        au = au.with_series(Series::new(
+            label.clone(),
+            by_iteration(&mean_series(cs.iter().map(|c| &c.auroc))),
+        ));
+        let shifted = mean_series(cs.iter().map(|c| &c.cdc_shift));
+        cdc = cdc.with_series(Series::new(format!("{label} shifted"), by_iteration(&shifted)));
+        cdc = cdc.with_series(Series::new(format!("{label} null"), by_iteration(&cs[0].cdc_null)));
     }
     for (plot, stem) in [(&au, "figure2_auroc"), (&cdc, "figure2_cdc")] {
         plot.save(&out.join(format!("{stem}.png")), 720, 480)?;
