@@ -51,6 +51,13 @@ fn column_means(rows: &[&Vec<f64>], n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Element-wise mean of equally indexed series (cut to the shortest).
+fn mean_series<'a>(series: impl Iterator<Item = &'a Vec<f64>>) -> Vec<f64> {
+    let rows: Vec<&Vec<f64>> = series.collect();
+    let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    column_means(&rows, n)
+}
+
 /// The (entropy, ℓ_cdc) traces of the runs of one query kind.
 type Runs = Vec<(Vec<f64>, Vec<f64>)>;
 
@@ -79,11 +86,7 @@ pub fn figure2_curves(cells: &[Cell]) -> Result<Vec<IterCurve>, ShiftError> {
                 let pos: Vec<f64> = runs.iter().map(|(e, _)| e[i]).collect();
                 au.push(auroc(&neg, &pos)?);
             }
-            let cdc = |rs: &Runs| {
-                let rows: Vec<&Vec<f64>> = rs.iter().map(|(_, c)| c).collect();
-                let m = rows.iter().map(|r| r.len()).min().unwrap_or(0);
-                column_means(&rows, m)
-            };
+            let cdc = |rs: &Runs| mean_series(rs.iter().map(|(_, c)| c));
             curves.push(IterCurve {
                 size: *size,
                 shift: shift.to_string(),
@@ -101,13 +104,6 @@ pub fn figure2_curves(cells: &[Cell]) -> Result<Vec<IterCurve>, ShiftError> {
 /// Points (1, v_0), (2, v_1), … of a per-iteration series.
 fn by_iteration(v: &[f64]) -> Vec<(f64, f64)> {
     v.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect()
-}
-
-/// Element-wise mean of equally indexed series (cut to the shortest).
-fn mean_series<'a>(series: impl Iterator<Item = &'a Vec<f64>>) -> Vec<f64> {
-    let rows: Vec<&Vec<f64>> = series.collect();
-    let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
-    column_means(&rows, n)
 }
 
 /// Writes `figure2.json` (every curve) and the two plots into `out`: AUROC along the iterations,
