@@ -47,6 +47,10 @@ pub struct TestOptions {
     /// Detectron: κ in λ = κ/(|Q|+1).
     #[arg(long, default_value_t = 1.0)]
     pub kappa: f32,
+    /// Meta-Detectron: κ in λ = κ/(|Q|+1), the weight of each query image's disagreement loss
+    /// against a P image's agreement loss in the fine-tuning reward.
+    #[arg(long, default_value_t = MetaDetectronConfig::default().kappa)]
+    pub md_kappa: f32,
     /// Meta-Detectron: Adjoint-Matching iterations per sample (the paper peaks around 50).
     #[arg(long, default_value_t = 10)]
     pub md_iters: usize,
@@ -66,6 +70,10 @@ pub struct TestOptions {
     /// Meta-Detectron: trajectories per Adjoint-Matching iteration.
     #[arg(long, default_value_t = MetaDetectronConfig::default().am_batch)]
     pub md_batch: usize,
+    /// Meta-Detectron: fine-tune each sample with its own seed instead of one seed shared by the
+    /// null bank and every query (common random numbers, the default).
+    #[arg(long)]
+    pub md_independent_noise: bool,
     /// Meta-Detectron: also record g's entropy statistic after every iteration of the query run.
     #[arg(long)]
     pub md_trace: bool,
@@ -120,13 +128,14 @@ impl TestOptions {
             meta_detectron: MetaDetectronConfig {
                 iters: self.md_iters,
                 null_runs: self.md_null_runs,
-                kappa: self.kappa,
+                kappa: self.md_kappa,
                 alpha: self.alpha,
                 trace: self.md_trace,
                 reward_scale: self.md_reward_scale,
                 lr: self.md_lr,
                 scope: self.md_scope.parse()?,
                 am_batch: self.md_batch,
+                common_noise: !self.md_independent_noise,
                 ..MetaDetectronConfig::default()
             },
             quiet: self.quiet,

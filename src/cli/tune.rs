@@ -66,6 +66,10 @@ pub struct TuneArgs {
     /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping)
     #[arg(long, default_value_t = 0.9)]
     pub clip_quantile: f32,
+    /// Polyak averaging of the fine-tuned parameters (decay in [0, 1); 0 = off): the result and
+    /// the logged accuracies use the average
+    #[arg(long, default_value_t = 0.0)]
+    pub ema: f32,
     /// Iterations of linear learning-rate warmup (0 = none)
     #[arg(long, default_value_t = 0)]
     pub warmup: usize,
@@ -164,6 +168,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         grid_power: a.grid_power,
         clip_quantile: a.clip_quantile,
         warmup: a.warmup,
+        ema: a.ema,
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,

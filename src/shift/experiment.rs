@@ -171,9 +171,30 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
 /// The summary rows of `cells`: one per detector, size and shifted spec.
 pub fn summarize_cells(cells: &[Cell], alpha: f64) -> Result<Vec<SummaryRow>, ShiftError> {
     // (detector, size) -> query -> results
+    // Secondary tests nested in a result (Meta-Detectron's disagreement) get rows of their own.
+    let flat: Vec<(&Cell, Vec<DetectionResult>)> = cells
+        .iter()
+        .map(|c| {
+            let rs = c
+                .results
+                .iter()
+                .flat_map(|r| {
+                    let wall = r.extra.get("wall_s").cloned();
+                    let nested = r.nested().into_iter().map(move |mut n| {
+                        if let Some(w) = &wall {
+                            n.extra.entry("wall_s").or_insert_with(|| w.clone());
+                        }
+                        n
+                    });
+                    std::iter::once(r.clone()).chain(nested)
+                })
+                .collect();
+            (c, rs)
+        })
+        .collect();
     let mut by: BTreeMap<(String, usize), BTreeMap<String, Vec<&DetectionResult>>> = BTreeMap::new();
-    for c in cells {
-        for r in &c.results {
+    for (c, rs) in &flat {
+        for r in rs {
             by.entry((r.method.clone(), c.size))
                 .or_default()
                 .entry(c.query.clone())
@@ -274,4 +295,42 @@ pub fn write_reports(out: &Path, rows: &[SummaryRow], header: serde_json::Value)
         plot.save(&out.join("auroc.svg"), 720, 480)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Meta-Detectron cell whose entropy statistic is `ent` and nested disagreement `dis`.
+    fn md_cell(seed: u64, query: &str, ent: f64, dis: f64) -> Cell {
+        let nested = DetectionResult::new("meta-detectron-disagreement", dis, 0.5, 0.5, false, 20, seed);
+        let r = DetectionResult::new("meta-detectron", ent, 0.5, 0.5, false, 20, seed)
+            .with("wall_s", 3.0)
+            .with("disagreement", nested.to_json());
+        Cell {
+            setup: "s".into(),
+            method: "meta-detectron".into(),
+            size: 20,
+            seed,
+            query: query.into(),
+            results: vec![r],
+        }
+    }
+
+    #[test]
+    fn nested_statistics_get_their_own_rows() {
+        // Entropy separates null from shifted perfectly; disagreement ranks them the other way.
+        let mut cells = Vec::new();
+        for s in 0..4 {
+            cells.push(md_cell(s, "null", 0.1 * s as f64, 0.9));
+            cells.push(md_cell(s, "shifted", 1.0 + s as f64, 0.1));
+        }
+        let rows = summarize_cells(&cells, 0.05).unwrap();
+        let get = |d: &str| rows.iter().find(|r| r.detector == d).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(get("meta-detectron").auroc, 1.0);
+        assert_eq!(get("meta-detectron-disagreement").auroc, 0.0);
+        assert_eq!(get("meta-detectron-disagreement").mean_wall_s, 3.0);
+        assert_eq!(get("meta-detectron-disagreement").n_null, 4);
+    }
 }

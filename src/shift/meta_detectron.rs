@@ -55,6 +55,15 @@ pub struct MetaDetectronConfig {
     /// Parameters of the velocity network the fine-tuning moves (see [`Scope`]).
     #[serde(default)]
     pub scope: Scope,
+    /// Common random numbers: every fine-tuning (each P*_j and the query) runs with the same
+    /// Adjoint-Matching seed (SDE noise, reward minibatches), derived from the model seed, so the
+    /// statistic is a fixed function of the sample S and its spread over the bank is the
+    /// sample's alone. With independent seeds the fine-tuning's own randomness dominates (a
+    /// seed moves the disagreement rate by 0.0–0.5 on the same S). The quantile test stays exact:
+    /// under the null, Q and the P*_j are exchangeable and go through the same function.
+    /// Banks written before the field existed read as `false`.
+    #[serde(default)]
+    pub common_noise: bool,
 }
 
 impl Default for MetaDetectronConfig {
@@ -72,8 +81,27 @@ impl Default for MetaDetectronConfig {
             alpha: 0.05,
             trace: false,
             scope: Scope::All,
+            common_noise: true,
         }
     }
+}
+
+impl MetaDetectronConfig {
+    /// The Adjoint-Matching seed of one fine-tuning: `own` (a bank index's or the test's seed), or
+    /// with [`Self::common_noise`] one seed shared by every run of the model seed.
+    pub fn run_seed(&self, model_seed: u64, own: u64) -> u64 {
+        if self.common_noise {
+            stream_seed(model_seed, "meta-detectron-am")
+        } else {
+            own
+        }
+    }
+}
+
+/// A fixed u64 derived from `seed` and a name (the first draw of the named stream).
+fn stream_seed(seed: u64, name: &str) -> u64 {
+    use rand::RngCore;
+    stream(seed, name, 0).next_u64()
 }
 
 /// What one fine-tuning run on a sample S measured.
@@ -352,7 +380,10 @@ pub fn load_or_compute_bank(
             ctx,
             &s,
             &plain,
-            ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1),
+            plain.run_seed(
+                ctx.model_seed,
+                ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1),
+            ),
         )?;
         if !quiet {
             eprintln!(
@@ -475,6 +506,25 @@ mod tests {
         assert!((g["statistic"].as_f64().unwrap() - 0.1).abs() < 1e-12, "{g}");
         assert_eq!(g["shift"], true, "{g}");
         assert_eq!(r["null_entropy_gains"].as_array().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn common_noise_shares_one_seed_per_model_seed() {
+        let common = MetaDetectronConfig::default();
+        assert!(common.common_noise);
+        assert_eq!(common.run_seed(3, 10), common.run_seed(3, 11));
+        assert_ne!(common.run_seed(3, 10), common.run_seed(4, 10));
+        let own = MetaDetectronConfig {
+            common_noise: false,
+            ..MetaDetectronConfig::default()
+        };
+        assert_eq!(own.run_seed(3, 10), 10);
+        // A bank written before the field existed used independent seeds.
+        let mut json = serde_json::to_value(&common).unwrap();
+        json.as_object_mut().unwrap().remove("common_noise");
+        let old: MetaDetectronConfig = serde_json::from_value(json).unwrap();
+        assert!(!old.common_noise);
+        assert_ne!(old, common);
     }
 
     #[test]

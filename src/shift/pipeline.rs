@@ -494,7 +494,12 @@ impl Setup {
             &self.norm,
             crate::shift::stats::argmax_rows(&f_q, c),
         )?;
-        let run = meta_run(&ctx, &q_ds, &cfg, seed.wrapping_add(0x9e37_79b9))?;
+        let run = meta_run(
+            &ctx,
+            &q_ds,
+            &cfg,
+            cfg.run_seed(self.cfg.model_seed, seed.wrapping_add(0x9e37_79b9)),
+        )?;
         let r = decide(&run, &bank, nq, seed)?
             .with("null_bank", path.display().to_string())
             .with("query_run_s", run.seconds);

@@ -68,6 +68,17 @@ impl DetectionResult {
         self
     }
 
+    /// Secondary tests a detector reports inside `extra` (e.g. Meta-Detectron's
+    /// `disagreement` and `entropy_gain`): every field that parses as a result with its own
+    /// `method`.
+    pub fn nested(&self) -> Vec<DetectionResult> {
+        self.extra
+            .values()
+            .filter(|v| v.get("method").is_some_and(|m| m.is_string()))
+            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
     /// The flat JSON object.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)

@@ -64,6 +64,11 @@ pub struct AmConfig {
     /// Which parameters of the fine-tuned field move.
     #[serde(default)]
     pub scope: Scope,
+    /// Polyak averaging of the fine-tuned parameters: after every step θ̄ ← ema·θ̄ + (1 − ema)·θ,
+    /// and the averaged field is the result ([`AdjointMatching::averaged_params`]); 0 = off.
+    /// Sampling during training keeps using the current θ.
+    #[serde(default)]
+    pub ema: f32,
     /// Run seed.
     pub seed: u64,
 }
@@ -120,6 +125,7 @@ impl Default for AmConfig {
             flow_units_loss: true,
             endpoint_steps: false,
             scope: Scope::All,
+            ema: 0.0,
             seed: 0,
         }
     }
@@ -171,6 +177,8 @@ pub struct AdjointMatching<'b, B: Field + ?Sized, F: TrainableField> {
     pub grid: Grid,
     opt: Optimizer,
     clip_threshold: Option<f32>,
+    /// θ̄ when `config.ema > 0`.
+    average: Option<Vec<f32>>,
     iter: u64,
 }
 
@@ -192,6 +200,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                 "batch must be ≥ 1, lr > 0 and the reward multiplier finite: {config:?}"
             )));
         }
+        if !(0.0..1.0).contains(&config.ema) {
+            return Err(TuneError::Config(format!(
+                "the parameter average's decay must be in [0, 1), got {}",
+                config.ema
+            )));
+        }
         if !(0.0..1.0).contains(&config.clip_ema) || config.clip_quantile.is_nan() || config.clip_quantile <= 0.0 {
             return Err(TuneError::Config(format!(
                 "clip_ema must be in [0, 1) and clip_quantile > 0: {config:?}"
@@ -199,6 +213,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         }
         let grid = Grid::power(config.t0, config.steps, config.grid_power)?;
         let opt = Optimizer::new(OptimConfig::adam(config.lr, 0.0), ft.params().len());
+        let average = (config.ema > 0.0).then(|| ft.params().to_vec());
         Ok(AdjointMatching {
             base,
             ft,
@@ -207,8 +222,14 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             grid,
             opt,
             clip_threshold: None,
+            average,
             iter: 0,
         })
+    }
+
+    /// The Polyak average θ̄ of the fine-tuned parameters (`None` when `config.ema` is 0).
+    pub fn averaged_params(&self) -> Option<&[f32]> {
+        self.average.as_deref()
     }
 
     /// Iterations done.
@@ -421,6 +442,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         let ramp = ((self.iter + 1) as f32 / self.config.warmup.max(1) as f32).min(1.0);
         self.opt
             .update_with_lr(self.ft.params_mut(), &grad, self.config.lr * ramp);
+        if let Some(avg) = self.average.as_mut() {
+            let e = self.config.ema;
+            avg.iter_mut()
+                .zip(self.ft.params())
+                .for_each(|(a, &p)| *a = e * *a + (1.0 - e) * p);
+        }
         let t_end = start.elapsed().as_secs_f64();
 
         let mean = vals.iter().sum::<f32>() / b as f32;

@@ -4,6 +4,7 @@
 
 use super::adjoint::{AdjointMatching, AmConfig, IterStats};
 use super::classify::AffineDecoder;
+use super::field::TrainableField;
 use super::flow_field::whitening_for;
 use super::reward::Reward;
 use super::TuneError;
@@ -43,10 +44,18 @@ pub fn fine_tune(
     config.endpoint_steps |= base.config.param == crate::flow::velocity::Parameterization::Endpoint;
     let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
     let mut log = Vec::with_capacity(iters);
+    // The field the caller sees: the current one, or its Polyak average.
+    let mut averaged = am.averaged_params().map(|_| am.ft.clone());
     for _ in 0..iters {
         let s = am.step(reward, ctx)?;
-        on_iter(&s, &am.ft)?;
+        match (&mut averaged, am.averaged_params()) {
+            (Some(f), Some(p)) => {
+                f.params_mut().copy_from_slice(p);
+                on_iter(&s, f)?;
+            }
+            _ => on_iter(&s, &am.ft)?,
+        }
         log.push(s);
     }
-    Ok((am.ft, log))
+    Ok((averaged.unwrap_or(am.ft), log))
 }

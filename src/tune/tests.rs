@@ -213,3 +213,43 @@ fn linear_tilt_with_endpoint_steps() {
         ..tilt_config()
     });
 }
+
+/// With `ema`, the averaged parameters follow θ̄ ← ema·θ̄ + (1 − ema)·θ from θ̄₀ = θ₀.
+#[test]
+fn parameter_average_follows_the_recursion() {
+    let base = flow3();
+    let cfg = AmConfig {
+        steps: 20,
+        batch: 8,
+        lr: 1e-2,
+        ema: 0.75,
+        ..AmConfig::default()
+    };
+    let mut am = AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), cfg).unwrap();
+    let mut want: Vec<f64> = am.ft.params().iter().map(|&v| v as f64).collect();
+    for _ in 0..4 {
+        am.step(
+            &mut LinearReward {
+                c: vec![1.0, -0.5, 0.0],
+            },
+            &[],
+        )
+        .unwrap();
+        want.iter_mut()
+            .zip(am.ft.params())
+            .for_each(|(w, &p)| *w = 0.75 * *w + 0.25 * p as f64);
+    }
+    let avg = am.averaged_params().unwrap();
+    assert!(
+        avg.iter().zip(am.ft.params()).any(|(a, p)| a != p),
+        "the average lags the parameters"
+    );
+    for (a, w) in avg.iter().zip(&want) {
+        assert!((*a as f64 - w).abs() < 1e-6, "{a} vs {w}");
+    }
+    let bad = AmConfig {
+        ema: 1.0,
+        ..AmConfig::default()
+    };
+    assert!(AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), bad).is_err());
+}
