@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod flow;
+pub mod fsio;
 pub mod nets;
 pub mod report;
 pub mod shift;

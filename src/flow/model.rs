@@ -184,11 +184,9 @@ pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> FlowError {
     }
 }
 
-/// Writes `bytes` to `path` via a temp file and rename.
+/// Writes `bytes` to `path` atomically ([`crate::fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FlowError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+    crate::fsio::write_atomic(path, bytes).map_err(|e| io_err(path, e))
 }
 
 pub(crate) fn to_bytes(v: &[f32]) -> Vec<u8> {

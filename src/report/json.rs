@@ -14,20 +14,12 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ReportErro
     write_atomic(path, text.as_bytes())
 }
 
-/// Writes `bytes` to `path` atomically, creating the parent folder.
+/// Writes `bytes` to `path` atomically ([`crate::fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    crate::fsio::write_atomic(path, bytes).map_err(|source| ReportError::Io {
         path: path.display().to_string(),
         source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Reads JSON from `path`.

@@ -11,7 +11,6 @@ use super::ZooError;
 use crate::engine::Optimizer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the manifest inside a zoo directory.
@@ -27,29 +26,9 @@ pub fn optimizer_file(e: usize) -> String {
     format!("optimizer_{e:04}.safetensors")
 }
 
-/// Writes `bytes` to `path` atomically: a sibling temp file is written and fsynced, renamed over
-/// `path`, and the directory is fsynced, so a crash leaves either the old or the new file.
+/// Writes `bytes` to `path` atomically ([`crate::fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ZooError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| ZooError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| ZooError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| ZooError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| ZooError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::fsio::write_atomic(path, bytes).map_err(|e| ZooError::io(path, e))
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {

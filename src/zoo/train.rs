@@ -411,7 +411,7 @@ fn write_manifest(out: &Path, m: &Manifest) -> Result<(), ZooError> {
 
 /// Whether `name` is a file this module writes into a zoo directory.
 fn is_zoo_file(name: &str) -> bool {
-    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    let name = crate::fsio::temp_target(name).unwrap_or(name);
     name == MANIFEST_FILE
         || ((name.starts_with("epoch_") || name.starts_with("optimizer_")) && name.ends_with(".safetensors"))
 }
