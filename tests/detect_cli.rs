@@ -132,6 +132,26 @@ fn detect_and_grid_on_synthetic_shift() {
         assert!(s["p_value"].as_f64().unwrap() > 0.0);
     }
 
+    // The label oracle: f's error rate on Q against its error on the reference pool.
+    let s = detect("oracle", "--model", &f, SHIFTED, "1");
+    let n = detect("oracle", "--model", &f, NULL, "1");
+    for v in [&s, &n] {
+        has_shape(v);
+        assert_eq!(v["method"], "oracle-error");
+        let (e, p0, p) = (
+            v["statistic"].as_f64().unwrap(),
+            v["reference_error"].as_f64().unwrap(),
+            v["p_value"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.0..=1.0).contains(&e) && (0.0..=1.0).contains(&p0) && p > 0.0 && p <= 1.0,
+            "{v}"
+        );
+        assert_eq!(v["shift"], p <= 0.05, "{v}");
+        // The threshold is the smallest error rate whose binomial tail is ≤ α.
+        assert_eq!(v["shift"], e >= v["threshold"].as_f64().unwrap(), "{v}");
+    }
+
     // Detectron: first call computes the null bank (cached next to the model), the second reuses it.
     let s = detect("detectron", "--model", &f, SHIFTED, "1");
     has_shape(&s);

@@ -148,7 +148,8 @@ impl TestOptions {
 /// Arguments of `weightflow detect`.
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// detectron, meta-detectron, bbsd, mmd.
+    /// detectron, meta-detectron, bbsd, mmd; or oracle (reads the query's true labels: f's error
+    /// rate on it against the reference, a yardstick of harm, not a detector).
     #[arg(long)]
     pub method: String,
     /// In-distribution dataset spec (f's training distribution), e.g. `mnist:DIR:train`.
@@ -182,11 +183,11 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let setup = a.opts.setup(&a.reference)?;
     let qds = crate::data::load(&a.query).with_context(|| format!("--query {}", a.query))?;
-    let q = setup
-        .query(&qds, a.n_query, None, a.seed)
+    let (q, labels) = setup
+        .query_labeled(&qds, a.n_query, None, a.seed)
         .with_context(|| format!("--query {} --n-query {:?}", a.query, a.n_query))?;
     let results = setup
-        .test(method, &q, a.seed)
+        .test(method, &q, Some(&labels), a.seed)
         .with_context(|| format!("--method {method}"))?;
     let pick = if method == Method::Detectron && a.statistic == "disagreement" {
         1

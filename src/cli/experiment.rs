@@ -38,7 +38,8 @@ pub struct ShiftArgs {
     /// Seeds per cell (0..SEEDS).
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
-    /// Methods, comma-separated: detectron, meta-detectron, bbsd, mmd.
+    /// Methods, comma-separated: detectron, meta-detectron, bbsd, mmd, and `oracle` (f's error
+    /// rate on Q against the true labels: how harmful each shift is at each |Q|, not a detector).
     #[arg(long, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
     pub methods: Vec<String>,
     #[command(flatten)]

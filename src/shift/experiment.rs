@@ -144,8 +144,8 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
                     // Null queries (and shifted copies of the source split, same length) come
                     // from the images not in P: the population the null banks sample.
                     let among = (ds.len() == setup.reference.len()).then_some(query_idx.as_slice());
-                    let q = setup.query(ds, Some(size), among, seed)?;
-                    let results = setup.test(method, &q, seed)?;
+                    let (q, labels) = setup.query_labeled(ds, Some(size), among, seed)?;
+                    let results = setup.test(method, &q, Some(&labels), seed)?;
                     let cell = Cell {
                         setup: setup.key.clone(),
                         method: key.0,

@@ -18,6 +18,7 @@ use super::detectron::{detectron_test, logits_chunked, BaseModel, DetectronConfi
 use super::meta_detectron::{
     bank_path, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext, MetaDetectronConfig,
 };
+use super::stats::{argmax_rows, binomial_sf};
 use super::{DetectionResult, ShiftError};
 use crate::data::{self, Dataset, Normalization};
 use crate::engine::loss::softmax;
@@ -41,6 +42,11 @@ pub enum Method {
     Bbsd,
     /// MMD on f's softmax outputs (Gaussian kernel, median heuristic, permutations).
     Mmd,
+    /// The label oracle: f's error rate on Q against its error rate on the reference pool
+    /// (one-sided exact binomial test). It needs Q's true labels, so it is no detector for
+    /// unlabeled data: it measures how harmful a shift is to f at a given |Q|, the yardstick
+    /// for what a harmful-shift detector can reach.
+    Oracle,
 }
 
 impl Method {
@@ -50,6 +56,7 @@ impl Method {
             Method::MetaDetectron => "meta-detectron",
             Method::Bbsd => "bbsd",
             Method::Mmd => "mmd",
+            Method::Oracle => "oracle-error",
         }
     }
 }
@@ -62,8 +69,9 @@ impl FromStr for Method {
             "meta-detectron" | "metadetectron" => Ok(Method::MetaDetectron),
             "bbsd" => Ok(Method::Bbsd),
             "mmd" => Ok(Method::Mmd),
+            "oracle" | "oracle-error" => Ok(Method::Oracle),
             other => Err(ShiftError::Invalid(format!(
-                "unknown method '{other}' (detectron, meta-detectron, bbsd, mmd)"
+                "unknown method '{other}' (detectron, meta-detectron, bbsd, mmd, oracle)"
             ))),
         }
     }
@@ -157,6 +165,8 @@ pub struct Setup {
     /// Reference indices of P and of the null pool.
     p_idx: Vec<usize>,
     pool_idx: Vec<usize>,
+    /// f's error rate on the pool against the true labels (the label oracle's null), on first use.
+    pool_error: std::sync::OnceLock<f64>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -320,6 +330,7 @@ impl Setup {
             meta_dir,
             p_idx,
             pool_idx,
+            pool_error: std::sync::OnceLock::new(),
         })
     }
 
@@ -345,6 +356,17 @@ impl Setup {
         among: Option<&[usize]>,
         seed: u64,
     ) -> Result<Vec<f32>, ShiftError> {
+        Ok(self.query_labeled(ds, n, among, seed)?.0)
+    }
+
+    /// [`Setup::query`] with the drawn images' labels.
+    pub fn query_labeled(
+        &self,
+        ds: &Dataset,
+        n: Option<usize>,
+        among: Option<&[usize]>,
+        seed: u64,
+    ) -> Result<(Vec<f32>, Vec<u32>), ShiftError> {
         if ds.image_len() != self.spec.input_len() {
             return Err(ShiftError::Shape(format!(
                 "query {}: images of {:?} do not fit the model input {:?}",
@@ -363,7 +385,10 @@ impl Setup {
         }
         let pick = rand::seq::index::sample(&mut stream(seed, "shift-query", 0), among.len(), n);
         let idx: Vec<usize> = pick.iter().map(|i| among[i]).collect();
-        Ok(ds.to_tensor(&idx, &self.norm))
+        Ok((
+            ds.to_tensor(&idx, &self.norm),
+            idx.iter().map(|&i| ds.labels[i]).collect(),
+        ))
     }
 
     /// The Detectron null bank for |Q| = `n_query`: read from the cache, or computed and saved.
@@ -390,7 +415,14 @@ impl Setup {
     /// gives two results (entropy first, then disagreement); the others one. Every result has
     /// `wall_s` (the test itself, without one-time cached work) and `setup_s` (one-time work done
     /// by this call, e.g. computing the null bank).
-    pub fn test(&self, method: Method, q: &[f32], seed: u64) -> Result<Vec<DetectionResult>, ShiftError> {
+    /// `labels` are Q's true labels, which only the label oracle reads (it fails without them).
+    pub fn test(
+        &self,
+        method: Method,
+        q: &[f32],
+        labels: Option<&[u32]>,
+        seed: u64,
+    ) -> Result<Vec<DetectionResult>, ShiftError> {
         let len = self.spec.input_len();
         let nq = q.len() / len.max(1);
         let alpha = self.cfg.detectron.alpha;
@@ -428,6 +460,13 @@ impl Setup {
                 let r = mmd(&self.p, q, len, self.cfg.mmd_permutations, alpha, seed)?.with("features", "pixels");
                 Ok(vec![common(r, t.elapsed().as_secs_f64(), 0.0)])
             }
+            Method::Oracle => {
+                let t = Instant::now();
+                let labels = labels
+                    .ok_or_else(|| ShiftError::Invalid("the label oracle needs the query's true labels".into()))?;
+                let r = self.oracle(q, labels, nq, seed)?;
+                Ok(vec![common(r, t.elapsed().as_secs_f64(), 0.0)])
+            }
             Method::Bbsd | Method::Mmd => {
                 let t = Instant::now();
                 let sq = softmax_of(&self.base(), q, self.cfg.detectron.threads)?;
@@ -444,6 +483,58 @@ impl Setup {
 }
 
 impl Setup {
+    /// f's error rate on the pool (true labels), computed once.
+    fn pool_error_rate(&self) -> Result<f64, ShiftError> {
+        if let Some(e) = self.pool_error.get() {
+            return Ok(*e);
+        }
+        let c = self.spec.num_classes();
+        let pred = argmax_rows(&softmax_of(&self.base(), &self.pool, self.cfg.detectron.threads)?, c);
+        let wrong = pred
+            .iter()
+            .zip(&self.pool_idx)
+            .filter(|(p, &i)| **p != self.reference.labels[i])
+            .count();
+        let e = wrong as f64 / pred.len().max(1) as f64;
+        Ok(*self.pool_error.get_or_init(|| e))
+    }
+
+    /// The label oracle ([`Method::Oracle`]): statistic = f's error rate on Q; p-value =
+    /// P(X ≥ errors) for X ~ Binomial(|Q|, f's error rate on the pool); threshold = the smallest
+    /// error rate whose tail is ≤ α.
+    fn oracle(&self, q: &[f32], labels: &[u32], nq: usize, seed: u64) -> Result<DetectionResult, ShiftError> {
+        if labels.len() != nq {
+            return Err(ShiftError::Shape(format!(
+                "{} labels for {nq} query images",
+                labels.len()
+            )));
+        }
+        let alpha = self.cfg.detectron.alpha;
+        let p0 = self.pool_error_rate()?;
+        let c = self.spec.num_classes();
+        let pred = argmax_rows(&softmax_of(&self.base(), q, self.cfg.detectron.threads)?, c);
+        let errors = pred.iter().zip(labels).filter(|(p, y)| p != y).count();
+        let p_value = binomial_sf(errors, nq, p0)?;
+        let mut k_crit = nq + 1;
+        for k in 0..=nq {
+            if binomial_sf(k, nq, p0)? <= alpha {
+                k_crit = k;
+                break;
+            }
+        }
+        Ok(DetectionResult::new(
+            "oracle-error",
+            errors as f64 / nq as f64,
+            k_crit as f64 / nq as f64,
+            p_value,
+            p_value <= alpha,
+            nq,
+            seed,
+        )
+        .with("alpha", alpha)
+        .with("reference_error", p0))
+    }
+
     /// Meta-Detectron on the query `q` (normalized, `nq` images): the P* bank (cached under
     /// `<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`), the query run and the test.
     /// Returns the result and the seconds spent computing the bank (0 when read).

@@ -484,6 +484,44 @@ pub fn summarize(null_scores: &[f64], shift_scores: &[f64], alpha: f64) -> Resul
     })
 }
 
+/// Upper tail of the binomial distribution, P(X ≥ k) for X ~ Binomial(n, p), summed exactly in
+/// log space (`lgamma`-free: the terms are built by the ratio C(n,i+1)/C(n,i)).
+pub fn binomial_sf(k: usize, n: usize, p: f64) -> Result<f64, ShiftError> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(ShiftError::Invalid(format!(
+            "binomial probability {p} is not in [0, 1]"
+        )));
+    }
+    if k == 0 {
+        return Ok(1.0);
+    }
+    if k > n {
+        return Ok(0.0);
+    }
+    if p == 0.0 {
+        return Ok(0.0);
+    }
+    if p == 1.0 {
+        return Ok(1.0);
+    }
+    // log of term i = C(n, i) p^i (1-p)^(n-i), from i = 0 upward.
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let mut log_term = n as f64 * lq;
+    let mut logs = Vec::with_capacity(n + 1 - k);
+    for i in 0..=n {
+        if i >= k {
+            logs.push(log_term);
+        }
+        if i < n {
+            log_term += ((n - i) as f64).ln() - ((i + 1) as f64).ln() + lp - lq;
+        }
+    }
+    let m = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Ok((m + logs.iter().map(|l| (l - m).exp()).sum::<f64>().ln())
+        .exp()
+        .min(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,5 +715,26 @@ mod tests {
         let (r, se) = rejection_rate(&[true, false, false, false]).unwrap();
         assert!(close(r, 0.25, 1e-12) && close(se, (0.25f64 * 0.75 / 4.0).sqrt(), 1e-12));
         assert!(rejection_rate(&[]).is_err());
+    }
+
+    /// Exact values from Python's `fractions` (Σ_{i≥k} C(n,i) p^i (1−p)^(n−i) in rationals).
+    #[test]
+    fn binomial_sf_matches_exact_rationals() {
+        for (k, n, p, want) in [
+            (12, 20, 0.4, 0.05652636703425298),
+            (0, 20, 0.4, 1.0),
+            (20, 20, 0.4, 1.099511627776e-08),
+            (9, 20, 0.4, 0.40440127468777504),
+            (30, 50, 0.25, 1.6422855513941814e-07),
+            (3, 10, 0.05, 0.011503557379296874),
+        ] {
+            let got = binomial_sf(k, n, p).unwrap();
+            assert!(
+                (got - want).abs() <= 1e-10 * want + 1e-15,
+                "{k} {n} {p}: {got} vs {want}"
+            );
+        }
+        assert_eq!(binomial_sf(21, 20, 0.4).unwrap(), 0.0);
+        assert!(binomial_sf(3, 10, 1.5).is_err());
     }
 }
