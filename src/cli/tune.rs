@@ -36,8 +36,9 @@ pub struct TuneArgs {
     /// Output meta-model directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Trajectories per iteration.
-    #[arg(long, default_value_t = 8)]
+    /// Trajectories per iteration (32: with 8 the regression targets are too noisy to learn
+    /// the mode choice at small t; RESULTS.md, session 11).
+    #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// SDE / adjoint steps.
     #[arg(long, default_value_t = 20)]
@@ -49,10 +50,10 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 256)]
     pub reward_batch: usize,
     /// Reward multiplier λ (target ∝ p_base·exp(λ r)).
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 30.0)]
     pub reward_scale: f32,
-    /// Adam learning rate of the velocity network.
-    #[arg(long, default_value_t = 1e-4)]
+    /// Adam learning rate of the velocity network (5e-4 and 1e-3 collapse some runs).
+    #[arg(long, default_value_t = 3e-4)]
     pub lr: f32,
     /// Whitening scale of constant source coordinates (Kaiming biases), in standardized units.
     #[arg(long, default_value_t = 0.1)]
@@ -61,14 +62,14 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub t0: f32,
     /// Grid spacing power p: t_k = t0 + (1 − t0)(k/N)^p (1 = uniform; 2–3 refine small t)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 3.0)]
     pub grid_power: f32,
     /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping)
     #[arg(long, default_value_t = 0.9)]
     pub clip_quantile: f32,
     /// Polyak averaging of the fine-tuned parameters (decay in [0, 1); 0 = off): the result and
     /// the logged accuracies use the average
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.9)]
     pub ema: f32,
     /// Iterations of linear learning-rate warmup (0 = none)
     #[arg(long, default_value_t = 0)]
