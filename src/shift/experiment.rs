@@ -46,6 +46,19 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// A Meta-Detectron cell at |Q| = 20 holding `r` (test fixtures).
+    #[cfg(test)]
+    pub(crate) fn meta_detectron_fixture(query: &str, seed: u64, r: DetectionResult) -> Cell {
+        Cell {
+            setup: "s".into(),
+            method: "meta-detectron".into(),
+            size: 20,
+            seed,
+            query: query.into(),
+            results: vec![r],
+        }
+    }
+
     fn key(&self) -> (String, usize, u64, String) {
         (self.method.clone(), self.size, self.seed, self.query.clone())
     }
@@ -307,14 +320,7 @@ mod tests {
         let r = DetectionResult::new("meta-detectron", ent, 0.5, 0.5, false, 20, seed)
             .with("wall_s", 3.0)
             .with("disagreement", nested.to_json());
-        Cell {
-            setup: "s".into(),
-            method: "meta-detectron".into(),
-            size: 20,
-            seed,
-            query: query.into(),
-            results: vec![r],
-        }
+        Cell::meta_detectron_fixture(query, seed, r)
     }
 
     #[test]

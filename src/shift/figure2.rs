@@ -150,14 +150,7 @@ mod tests {
         let r = DetectionResult::new("meta-detectron", *ent.last().unwrap(), 0.0, 1.0, false, 20, seed)
             .with("entropy_per_iter", ent)
             .with("cdc_per_iter", cdc);
-        Cell {
-            setup: "s".into(),
-            method: "meta-detectron".into(),
-            size: 20,
-            seed,
-            query: query.into(),
-            results: vec![r],
-        }
+        Cell::meta_detectron_fixture(query, seed, r)
     }
 
     /// Shifted statistics that separate from the null ones only after the second iteration give
