@@ -100,6 +100,26 @@ pub fn steps(a: &DemoArgs) -> Vec<Vec<String>> {
             &seed,
         ]),
     ];
+    // The label oracle shows how harmful the shift is to f; BBSD, a classic baseline, tests the
+    // same sample for any change of f's outputs; then Meta-Detectron on the shifted and the
+    // in-distribution sample.
+    for method in ["oracle", "bbsd"] {
+        steps.push(cmd(&[
+            "detect",
+            "--method",
+            method,
+            "--meta",
+            &meta,
+            "--reference",
+            &train,
+            "--query",
+            &shifted_test,
+            "--n-query",
+            "20",
+            "--seed",
+            &seed,
+        ]));
+    }
     for query in [&shifted_test, &test] {
         steps.push(cmd(&[
             "detect",
@@ -135,4 +155,32 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step is a valid command line, and the demo ends with the shift tests.
+    #[test]
+    fn every_step_parses() {
+        let a = DemoArgs {
+            seed: 3,
+            out: PathBuf::from("demo-out"),
+            threads: Some(1),
+        };
+        let steps = steps(&a);
+        for step in &steps {
+            let argv = std::iter::once("weightflow".to_string()).chain(step.iter().cloned());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{step:?}: {e}");
+            }
+        }
+        let methods: Vec<&str> = steps
+            .iter()
+            .filter(|s| s[0] == "detect")
+            .map(|s| s[2].as_str())
+            .collect();
+        assert_eq!(methods, ["oracle", "bbsd", "meta-detectron", "meta-detectron"]);
+    }
 }
