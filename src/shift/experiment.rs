@@ -184,24 +184,23 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
 /// The summary rows of `cells`: one per detector, size and shifted spec.
 pub fn summarize_cells(cells: &[Cell], alpha: f64) -> Result<Vec<SummaryRow>, ShiftError> {
     // (detector, size) -> query -> results
-    // Secondary tests nested in a result (Meta-Detectron's disagreement) get rows of their own.
+    // Secondary tests nested in a result (Meta-Detectron's disagreement) get rows of their own,
+    // unless the cell also lists them at the top level (Detectron's disagreement is both).
     let flat: Vec<(&Cell, Vec<DetectionResult>)> = cells
         .iter()
         .map(|c| {
-            let rs = c
-                .results
-                .iter()
-                .flat_map(|r| {
-                    let wall = r.extra.get("wall_s").cloned();
-                    let nested = r.nested().into_iter().map(move |mut n| {
-                        if let Some(w) = &wall {
-                            n.extra.entry("wall_s").or_insert_with(|| w.clone());
-                        }
-                        n
-                    });
-                    std::iter::once(r.clone()).chain(nested)
-                })
-                .collect();
+            let mut rs = c.results.clone();
+            for r in &c.results {
+                for mut n in r.nested() {
+                    if rs.iter().any(|x| x.method == n.method) {
+                        continue;
+                    }
+                    if let Some(w) = r.extra.get("wall_s") {
+                        n.extra.entry("wall_s").or_insert_with(|| w.clone());
+                    }
+                    rs.push(n);
+                }
+            }
             (c, rs)
         })
         .collect();
@@ -338,5 +337,13 @@ mod tests {
         assert_eq!(get("meta-detectron-disagreement").auroc, 0.0);
         assert_eq!(get("meta-detectron-disagreement").mean_wall_s, 3.0);
         assert_eq!(get("meta-detectron-disagreement").n_null, 4);
+        // A nested result that the cell also lists at the top level is counted once.
+        for c in &mut cells {
+            let top = c.results[0].nested().remove(0);
+            c.results.push(top);
+        }
+        let rows = summarize_cells(&cells, 0.05).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.n_null == 4 && r.n_shift == 4), "{rows:?}");
     }
 }
