@@ -91,17 +91,11 @@ impl MetaDetectronConfig {
     /// with [`Self::common_noise`] one seed shared by every run of the model seed.
     pub fn run_seed(&self, model_seed: u64, own: u64) -> u64 {
         if self.common_noise {
-            stream_seed(model_seed, "meta-detectron-am")
+            crate::engine::rng::derive_seed(model_seed, "meta-detectron-am", 0)
         } else {
             own
         }
     }
-}
-
-/// A fixed u64 derived from `seed` and a name (the first draw of the named stream).
-fn stream_seed(seed: u64, name: &str) -> u64 {
-    use rand::RngCore;
-    stream(seed, name, 0).next_u64()
 }
 
 /// What one fine-tuning run on a sample S measured.
