@@ -58,10 +58,10 @@ pub struct TrainArgs {
     pub batch: Option<usize>,
     #[arg(long)]
     pub lr: Option<f32>,
-    /// independent (I-CFM), exact (OT-CFM), sinkhorn.
+    /// independent (I-CFM, the default: what `tune`'s memoryless SDE needs), exact (OT-CFM), sinkhorn.
     #[arg(long)]
     pub coupling: Option<String>,
-    /// kaiming-uniform, kaiming-normal, gaussian.
+    /// kaiming-normal (the default), kaiming-uniform, gaussian.
     #[arg(long)]
     pub source: Option<String>,
     /// coordinate, layer, none.

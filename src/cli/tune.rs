@@ -8,7 +8,7 @@ use crate::flow::sample::{embed_context, sample};
 use crate::tune::adjoint::{AmConfig, IterStats, Timings};
 use crate::tune::baseline::SgdBaseline;
 use crate::tune::classify::{accuracies, ClassifierObjective, ClassifierReward};
-use crate::tune::meta::{decoder, fine_tune};
+use crate::tune::meta::{decoder, fine_tune, sample_sde};
 use crate::tune::plot::svg_panels;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -71,12 +71,24 @@ pub struct TuneArgs {
     /// the logged accuracies use the average
     #[arg(long, default_value_t = 0.9)]
     pub ema: f32,
-    /// Iterations of linear learning-rate warmup (0 = none)
-    #[arg(long, default_value_t = 0)]
+    /// Only grid steps with t ≥ this time enter the regression loss (0 = all)
+    #[arg(long, default_value_t = 0.0)]
+    pub loss_t_min: f32,
+    /// Give every loss time step the same share of the loss (weights 1/EMA of its mean loss)
+    #[arg(long)]
+    pub step_normalize: bool,
+    /// Iterations of linear learning-rate warmup (0 = none). Without it Adam's first steps move
+    /// every parameter by ≈ lr and the SDE samples' reward falls from −0.9 to −3…−5 for about 15
+    /// of the 50 iterations (RESULTS.md, session 12)
+    #[arg(long, default_value_t = 10)]
     pub warmup: usize,
     /// Parameters that move: all (the paper's), output (the last layer) or output-bias
     #[arg(long, default_value = "all")]
     pub scope: String,
+    /// Sampler of the before/after classifiers: `ode` (the meta-model's own solver and steps) or
+    /// `sde` (the memoryless SDE on the fine-tuning grid, the sampler Adjoint Matching trains with)
+    #[arg(long, default_value = "ode")]
+    pub eval_sampler: String,
     /// Classifiers generated for the before/after accuracies.
     #[arg(long, default_value_t = 8)]
     pub eval_models: usize,
@@ -155,10 +167,6 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let ctx = embed_context(&meta, &items, a.seed)?;
     let steps = meta.config.sample_steps;
     let solver = meta.config.solver;
-    let generate =
-        |m: &MetaModel| -> anyhow::Result<Vec<f32>> { Ok(sample(m, &items, a.eval_models, steps, solver, a.seed)?.x) };
-    let w_before = generate(&meta)?;
-    let acc_before = accuracies(&arch, &w_before, a.eval_models, &eval, &norm, limit, threads)?;
 
     let cfg = AmConfig {
         steps: a.steps,
@@ -169,6 +177,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         grid_power: a.grid_power,
         clip_quantile: a.clip_quantile,
         warmup: a.warmup,
+        loss_t_min: a.loss_t_min,
+        step_normalize: a.step_normalize,
         ema: a.ema,
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
@@ -176,6 +186,31 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         seed: a.seed,
         ..AmConfig::default()
     };
+    let use_sde = match a.eval_sampler.as_str() {
+        "ode" => false,
+        "sde" => true,
+        other => bail!("--eval-sampler {other}: expected ode or sde"),
+    };
+    // Before/after classifiers: the same seed (paired), from the ODE or the memoryless SDE.
+    let generate = |field: &crate::flow::VelocityMlp| -> anyhow::Result<Vec<f32>> {
+        if use_sde {
+            Ok(sample_sde(
+                &meta,
+                field,
+                &ctx,
+                a.eval_models,
+                &cfg,
+                a.degenerate_scale,
+                a.seed,
+            )?)
+        } else {
+            let mut m = meta.clone();
+            m.velocity = field.clone();
+            Ok(sample(&m, &items, a.eval_models, steps, solver, a.seed)?.x)
+        }
+    };
+    let w_before = generate(&meta.velocity)?;
+    let acc_before = accuracies(&arch, &w_before, a.eval_models, &eval, &norm, limit, threads)?;
     let mut reward = ClassifierReward::new(
         &arch,
         &train,
@@ -197,7 +232,6 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
     let mut eval_curve: Vec<f64> = Vec::new();
     let t_start = std::time::Instant::now();
-    let mut probe = meta.clone();
     let (ft, stats) = fine_tune(
         &meta,
         &mut reward,
@@ -209,10 +243,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             let mut row = serde_json::to_value(s).unwrap_or_default();
             let done = s.iter as usize + 1;
             if a.eval_every > 0 && done.is_multiple_of(a.eval_every) && done < a.iters {
-                probe.velocity = v.clone();
-                let w = sample(&probe, &items, a.eval_models, steps, solver, a.seed)
-                    .map_err(|e| crate::tune::TuneError::Field(e.to_string()))?
-                    .x;
+                let w = generate(v).map_err(|e| crate::tune::TuneError::Field(e.to_string()))?;
                 let acc = accuracies(&arch, &w, a.eval_models, &eval, &norm, limit, threads)?;
                 let m = mean_std(&acc).0;
                 row["eval_acc"] = serde_json::json!(m);
@@ -228,7 +259,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let tune_s = t_start.elapsed().as_secs_f64();
     let mut meta2 = meta.clone();
     meta2.velocity = ft;
-    let w_after = generate(&meta2)?;
+    let w_after = generate(&meta2.velocity)?;
     let acc_after = accuracies(&arch, &w_after, a.eval_models, &eval, &norm, limit, threads)?;
     meta2
         .save(&a.out)
@@ -267,7 +298,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let mut out = serde_json::json!({
         "meta": a.meta, "out": a.out, "data": a.data, "eval": eval_spec, "iters": a.iters,
         "config": cfg, "degenerate_scale": a.degenerate_scale, "reward_batch": a.reward_batch,
-        "before_acc": bm, "before_acc_std": bs, "after_acc": am_, "after_acc_std": as_,
+        "eval_sampler": a.eval_sampler, "before_acc": bm, "before_acc_std": bs, "after_acc": am_, "after_acc_std": as_,
         "before_accs": acc_before, "after_accs": acc_after, "eval_models": a.eval_models,
         "eval_images": limit.unwrap_or(eval.len()).min(eval.len()),
         "seconds": tune_s, "seconds_per_iter": mt, "log": log_path, "plot": plot_path,

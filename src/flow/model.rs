@@ -68,8 +68,11 @@ impl Default for FlowConfig {
             ctx_hidden: 64,
             context_k: 16,
             ctx_pool: 4,
-            coupling: Coupling::Exact,
-            source: Source::Init(InitScheme::KaimingUniform),
+            // Independent coupling and a Gaussian (Kaiming-normal) source: the memoryless SDE that
+            // Adjoint Matching samples and tilts has the flow's law only for these (with OT pairs
+            // it shrinks the spread about 3×, `tests/flow_toy.rs`; RESULTS.md, session 12).
+            coupling: Coupling::Independent,
+            source: Source::Init(InitScheme::KaimingNormal),
             standardize: StandardizeMode::Coordinate,
             batch: 64,
             iterations: 1500,

@@ -61,6 +61,15 @@ pub struct AmConfig {
     /// see `sde`), for endpoint-form fields whose v is stiff at t → 1. The field is never read at t = 1.
     #[serde(default)]
     pub endpoint_steps: bool,
+    /// Only grid steps with t_k ≥ this time enter the regression (0 = all).
+    #[serde(default)]
+    pub loss_t_min: f32,
+    /// Weight each loss step by the inverse of an EMA (factor `clip_ema`) of its batch-mean loss,
+    /// so that every time carries the same share of the loss. The pointwise minimizer
+    /// E[target | z_t] is unchanged (a positive weight per time); only the variance changes: the
+    /// small-t terms σ(t)·a(t) are heavy-tailed and otherwise dominate the gradient by 10⁴–10⁶.
+    #[serde(default)]
+    pub step_normalize: bool,
     /// Which parameters of the fine-tuned field move.
     #[serde(default)]
     pub scope: Scope,
@@ -120,6 +129,8 @@ impl Default for AmConfig {
             reward_scale: 1.0,
             lr: 1e-4,
             warmup: 0,
+            loss_t_min: 0.0,
+            step_normalize: false,
             clip_quantile: 0.9,
             clip_ema: 0.9,
             flow_units_loss: true,
@@ -154,6 +165,13 @@ pub struct IterStats {
     pub clipped: f32,
     /// Norm of the parameter gradient.
     pub grad_norm: f32,
+    /// Mean per-sample loss term of each loss step (`[|S|]`, in the order of `loss_times`):
+    /// shows which times dominate the regression.
+    #[serde(default)]
+    pub loss_by_step: Vec<f32>,
+    /// The grid times of the loss steps.
+    #[serde(default)]
+    pub loss_times: Vec<f32>,
     pub time: Timings,
 }
 
@@ -177,6 +195,8 @@ pub struct AdjointMatching<'b, B: Field + ?Sized, F: TrainableField> {
     pub grid: Grid,
     opt: Optimizer,
     clip_threshold: Option<f32>,
+    /// EMA of the batch-mean loss of each grid step (`step_normalize`).
+    step_scale: Vec<Option<f64>>,
     /// θ̄ when `config.ema > 0`.
     average: Option<Vec<f32>>,
     iter: u64,
@@ -218,6 +238,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             base,
             ft,
             whiten,
+            step_scale: vec![None; config.steps + 1],
             config,
             grid,
             opt,
@@ -344,6 +365,13 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         } else {
             sample_indices(&mut rng, n, self.config.loss_steps).into_vec()
         };
+        keep.retain(|&k| self.grid.t[k] >= self.config.loss_t_min);
+        if keep.is_empty() {
+            return Err(TuneError::Config(format!(
+                "no grid step has t ≥ loss_t_min = {}",
+                self.config.loss_t_min
+            )));
+        }
         keep.sort_unstable();
         let traj = self.sample_trajectories(ctx, &keep, self.iter)?;
         let t_sample = start.elapsed().as_secs_f64();
@@ -378,19 +406,48 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             vec![1.0; d]
         };
         let mut resid = vec![0f32; s * b * d];
-        let mut per_sample = vec![0f64; b];
+        // Squared residual of every (step j, sample i): acc[j·B + i].
+        let mut acc = vec![0f64; s * b];
         for (j, &k) in keep.iter().enumerate() {
             let sg = sigma(self.grid.t[k]);
             for i in 0..b {
                 let off = (j * b + i) * d;
-                let mut acc = 0f64;
+                let mut sum = 0f64;
                 for c in 0..d {
                     let vf = traj.v_ft[j][i * d + c];
                     let r = 2.0 / sg * (vf - v_base[off + c]) + sg * adj[j][i * d + c];
                     resid[off + c] = r;
-                    acc += (cw[c] * r * r) as f64;
+                    sum += (cw[c] * r * r) as f64;
                 }
-                per_sample[i] += acc / s as f64;
+                acc[j * b + i] = sum;
+            }
+        }
+        let by_step: Vec<f64> = acc.chunks(b).map(|row| row.iter().sum::<f64>() / b as f64).collect();
+        // Step weights: 1, or the inverse of each step's running mean loss.
+        let step_w: Vec<f64> = if self.config.step_normalize {
+            let e = self.config.clip_ema as f64;
+            keep.iter()
+                .zip(&by_step)
+                .map(|(&k, &m)| {
+                    let ema = match self.step_scale[k] {
+                        Some(prev) => e * prev + (1.0 - e) * m,
+                        None => m,
+                    };
+                    self.step_scale[k] = Some(ema);
+                    if ema > 0.0 {
+                        1.0 / ema
+                    } else {
+                        1.0
+                    }
+                })
+                .collect()
+        } else {
+            vec![1.0; s]
+        };
+        let mut per_sample = vec![0f64; b];
+        for (j, w) in step_w.iter().enumerate() {
+            for (i, p) in per_sample.iter_mut().enumerate() {
+                *p += w * acc[j * b + i] / s as f64;
             }
         }
         // Clipping threshold: EMA of the batch quantile.
@@ -416,9 +473,9 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                 }
             })
             .collect();
-        // dL/dv_ft = (1/B)(1/|S|)·2·(2/σ)·residual·scale_i.
+        // dL/dv_ft = (1/B)(1/|S|)·w_j·2·(2/σ)·residual·scale_i.
         for (j, &k) in keep.iter().enumerate() {
-            let f = 4.0 / sigma(self.grid.t[k]) / (b * s) as f32;
+            let f = 4.0 / sigma(self.grid.t[k]) / (b * s) as f32 * step_w[j] as f32;
             for (i, &sc) in scale.iter().enumerate() {
                 let off = (j * b + i) * d;
                 resid[off..off + d]
@@ -459,6 +516,8 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             loss: (per_sample.iter().sum::<f64>() / b as f64) as f32,
             clipped: clipped as f32 / b as f32,
             grad_norm,
+            loss_by_step: by_step.iter().map(|&v| v as f32).collect(),
+            loss_times: keep.iter().map(|&k| self.grid.t[k]).collect(),
             time: Timings {
                 sampling: t_sample,
                 reward: t_reward - t_sample,

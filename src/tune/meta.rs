@@ -59,3 +59,36 @@ pub fn fine_tune(
     }
     Ok((averaged.unwrap_or(am.ft), log))
 }
+
+/// `n` weight vectors `[n, D]` from the memoryless SDE of `field` (the meta-model's own velocity,
+/// or a fine-tuned copy of it) on the Adjoint-Matching grid of `config` (steps, t0, grid power),
+/// from z_{t0} ~ N(0, I) with `seed`: the sampler Adjoint Matching trains with, whose terminal law
+/// is the tilted p* at the fixed point. `ctx` is one context row.
+pub fn sample_sde(
+    meta: &MetaModel,
+    field: &VelocityMlp,
+    ctx: &[f32],
+    n: usize,
+    config: &AmConfig,
+    degenerate_scale: f32,
+    seed: u64,
+) -> Result<Vec<f32>, TuneError> {
+    use super::classify::WeightDecoder;
+    let whiten = whitening_for(
+        meta.config.source,
+        &meta.space.layout,
+        &meta.standardizer,
+        degenerate_scale,
+    )?;
+    let cfg = AmConfig {
+        batch: n,
+        seed,
+        endpoint_steps: config.endpoint_steps
+            || meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint,
+        ..config.clone()
+    };
+    let am = AdjointMatching::new(&meta.velocity, field.clone(), whiten, cfg)?;
+    let traj = am.sample_trajectories(ctx, &[], 0)?;
+    let x = am.whiten.to_x(&traj.z[am.grid.steps()]);
+    decoder(meta).decode(&x)
+}

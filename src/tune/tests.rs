@@ -214,6 +214,45 @@ fn linear_tilt_with_endpoint_steps() {
     });
 }
 
+/// Per-time loss weights (`step_normalize`) change the variance of the regression, not its
+/// pointwise minimizer: the tilt is the same closed form.
+#[test]
+fn linear_tilt_with_step_normalization() {
+    check_linear_tilt(AmConfig {
+        step_normalize: true,
+        ..tilt_config()
+    });
+}
+
+/// `loss_t_min` keeps only the later steps in the loss, and rejects a time past the grid.
+#[test]
+fn loss_t_min_selects_the_late_steps() {
+    let base = flow3();
+    let cfg = AmConfig {
+        steps: 10,
+        batch: 4,
+        loss_t_min: 0.5,
+        ..AmConfig::default()
+    };
+    let mut am = AdjointMatching::new(
+        &base,
+        Corrected::new(base.clone(), 3),
+        Whitening::identity(3),
+        cfg.clone(),
+    )
+    .unwrap();
+    let s = am.step(&mut LinearReward { c: vec![1.0, 0.0, 0.0] }, &[]).unwrap();
+    assert!(
+        !s.loss_times.is_empty() && s.loss_times.iter().all(|&t| t >= 0.5),
+        "{:?}",
+        s.loss_times
+    );
+    assert_eq!(s.loss_times.len(), s.loss_by_step.len());
+    let late = AmConfig { loss_t_min: 1.5, ..cfg };
+    let mut am = AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), late).unwrap();
+    assert!(am.step(&mut LinearReward { c: vec![1.0, 0.0, 0.0] }, &[]).is_err());
+}
+
 /// With `ema`, the averaged parameters follow θ̄ ← ema·θ̄ + (1 − ema)·θ from θ̄₀ = θ₀.
 #[test]
 fn parameter_average_follows_the_recursion() {
