@@ -35,6 +35,17 @@ fn moments(x: &[f32]) -> ([f64; 2], [f64; 3]) {
     (m, c)
 }
 
+/// A 2-D target space conditioned on 3-feature items.
+fn toy_space() -> TargetSpace {
+    let mut layout = ParamLayout::default();
+    layout.push("x", vec![2]);
+    TargetSpace {
+        layout,
+        arch: None,
+        items: Some(ItemKind::Features { dim: 3 }),
+    }
+}
+
 /// The toy flow's training settings with the given source–target pairing.
 fn toy_config(coupling: Coupling) -> FlowConfig {
     FlowConfig {
@@ -66,13 +77,7 @@ fn toy_config(coupling: Coupling) -> FlowConfig {
 
 #[test]
 fn conditional_toy_flow_matches_moments() {
-    let mut layout = ParamLayout::default();
-    layout.push("x", vec![2]);
-    let space = TargetSpace {
-        layout,
-        arch: None,
-        items: Some(ItemKind::Features { dim: 3 }),
-    };
+    let space = toy_space();
     // Group A: mean (2, −1), cov [[1, 0.6], [0.6, 0.61]]; group B: mean (−1, 1.5), cov diag(0.25, 0.49).
     let specs = [([2.0f32, -1.0], [1.0f32, 0.6, 0.5]), ([-1.0, 1.5], [0.5, 0.0, 0.7])];
     let mut r = stream(9, "items", 0);
@@ -121,13 +126,7 @@ fn conditional_toy_flow_matches_moments() {
 /// SDE shrinks it (to about a third here) while the ODE still reproduces it.
 #[test]
 fn memoryless_sde_matches_the_flow_only_with_independent_coupling() {
-    let mut layout = ParamLayout::default();
-    layout.push("x", vec![2]);
-    let space = TargetSpace {
-        layout,
-        arch: None,
-        items: Some(ItemKind::Features { dim: 3 }),
-    };
+    let space = toy_space();
     let (mu, l) = ([2.0f32, -1.0], [1.0f32, 0.6, 0.5]);
     let want_c = [1.0, 0.6, 0.61];
     let mut r = stream(9, "items", 0);
@@ -149,7 +148,10 @@ fn memoryless_sde_matches_the_flow_only_with_independent_coupling() {
         let (m, c) = moments(&x);
         eprintln!("{coupling:?}: SDE mean {m:?}, cov {c:?} (want {mu:?}, {want_c:?})");
         for j in 0..2 {
-            assert!((m[j] - mu[j] as f64).abs() < 0.15, "{coupling:?}: SDE mean {m:?} vs {mu:?}");
+            assert!(
+                (m[j] - mu[j] as f64).abs() < 0.15,
+                "{coupling:?}: SDE mean {m:?} vs {mu:?}"
+            );
         }
         let ratio = c[0] / want_c[0];
         match coupling {
@@ -161,7 +163,10 @@ fn memoryless_sde_matches_the_flow_only_with_independent_coupling() {
                     );
                 }
             }
-            _ => assert!(ratio < 0.7, "OT pairs: the SDE variance ratio {ratio} (expected a shrink)"),
+            _ => assert!(
+                ratio < 0.7,
+                "OT pairs: the SDE variance ratio {ratio} (expected a shrink)"
+            ),
         }
     }
 }

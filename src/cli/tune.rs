@@ -36,9 +36,9 @@ pub struct TuneArgs {
     /// Output meta-model directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Trajectories per iteration (32: with 8 the regression targets are too noisy to learn
-    /// the mode choice at small t; RESULTS.md, session 11).
-    #[arg(long, default_value_t = 32)]
+    /// Trajectories per iteration (64: fewer leave the regression targets at small t, where the
+    /// mode choice is made, too noisy; RESULTS.md, sessions 11–12).
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// SDE / adjoint steps.
     #[arg(long, default_value_t = 20)]
@@ -50,7 +50,7 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 256)]
     pub reward_batch: usize,
     /// Reward multiplier λ (target ∝ p_base·exp(λ r)).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 100.0)]
     pub reward_scale: f32,
     /// Adam learning rate of the velocity network (5e-4 and 1e-3 collapse some runs).
     #[arg(long, default_value_t = 3e-4)]

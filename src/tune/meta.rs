@@ -19,6 +19,16 @@ pub fn decoder(meta: &MetaModel) -> AffineDecoder {
     }
 }
 
+/// The whitening of `meta`'s source (its coordinates z with p0 = N(0, I)).
+fn whitening(meta: &MetaModel, degenerate_scale: f32) -> Result<super::field::Whitening, TuneError> {
+    whitening_for(
+        meta.config.source,
+        &meta.space.layout,
+        &meta.standardizer,
+        degenerate_scale,
+    )
+}
+
 /// Fine-tunes a copy of `meta`'s velocity for `iters` iterations with context embedding `ctx`
 /// (`[ctx_dim]`, empty when unconditional); `degenerate_scale` whitens constant source
 /// coordinates; `on_iter` sees each iteration's statistics and the current fine-tuned field.
@@ -32,12 +42,7 @@ pub fn fine_tune(
     degenerate_scale: f32,
     mut on_iter: impl FnMut(&IterStats, &VelocityMlp) -> Result<(), TuneError>,
 ) -> Result<(VelocityMlp, Vec<IterStats>), TuneError> {
-    let whiten = whitening_for(
-        meta.config.source,
-        &meta.space.layout,
-        &meta.standardizer,
-        degenerate_scale,
-    )?;
+    let whiten = whitening(meta, degenerate_scale)?;
     let base = &meta.velocity;
     let mut config = config;
     // Endpoint-form fields are stiff at t → 1: step with the frozen endpoint prediction.
@@ -74,12 +79,7 @@ pub fn sample_sde(
     seed: u64,
 ) -> Result<Vec<f32>, TuneError> {
     use super::classify::WeightDecoder;
-    let whiten = whitening_for(
-        meta.config.source,
-        &meta.space.layout,
-        &meta.standardizer,
-        degenerate_scale,
-    )?;
+    let whiten = whitening(meta, degenerate_scale)?;
     let cfg = AmConfig {
         batch: n,
         seed,
