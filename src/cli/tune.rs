@@ -157,6 +157,15 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             a.meta.display()
         )
     };
+    if meta.config.coupling != crate::flow::cfm::Coupling::Independent && !a.quiet {
+        eprintln!(
+            "warning: --meta {} was trained with minibatch-OT pairs ({:?}); the memoryless SDE that \
+             Adjoint Matching samples and tilts has that flow's law only for independent pairs \
+             (`flow train --coupling independent`), with OT pairs it is a contracted copy",
+            a.meta.display(),
+            meta.config.coupling
+        );
+    }
     let train = data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
     let eval_spec = a.eval.clone().unwrap_or_else(|| a.data.clone());
     let eval = data::load(&eval_spec).with_context(|| format!("--eval {eval_spec}"))?;
