@@ -8,7 +8,7 @@ use crate::flow::sample::{embed_context, sample};
 use crate::tune::adjoint::{AmConfig, IterStats, Timings};
 use crate::tune::baseline::SgdBaseline;
 use crate::tune::classify::{accuracies, ClassifierObjective, ClassifierReward};
-use crate::tune::meta::{decoder, fine_tune, sample_sde};
+use crate::tune::meta::{decoder, endpoint_form, fine_tune, sample_sde};
 use crate::tune::plot::svg_panels;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -179,7 +179,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
 
     let cfg = AmConfig {
         steps: a.steps,
-        endpoint_steps: meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint,
+        endpoint_steps: endpoint_form(&meta),
         batch: a.batch,
         loss_steps: a.loss_steps,
         t0: a.t0,

@@ -29,6 +29,12 @@ fn whitening(meta: &MetaModel, degenerate_scale: f32) -> Result<super::field::Wh
     )
 }
 
+/// Whether `meta`'s field is in endpoint form, whose SDE and adjoint steps must freeze the
+/// endpoint prediction (it is stiff at t → 1).
+pub fn endpoint_form(meta: &MetaModel) -> bool {
+    meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint
+}
+
 /// Fine-tunes a copy of `meta`'s velocity for `iters` iterations with context embedding `ctx`
 /// (`[ctx_dim]`, empty when unconditional); `degenerate_scale` whitens constant source
 /// coordinates; `on_iter` sees each iteration's statistics and the current fine-tuned field.
@@ -45,8 +51,7 @@ pub fn fine_tune(
     let whiten = whitening(meta, degenerate_scale)?;
     let base = &meta.velocity;
     let mut config = config;
-    // Endpoint-form fields are stiff at t → 1: step with the frozen endpoint prediction.
-    config.endpoint_steps |= base.config.param == crate::flow::velocity::Parameterization::Endpoint;
+    config.endpoint_steps |= endpoint_form(meta);
     let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
     let mut log = Vec::with_capacity(iters);
     // The field the caller sees: the current one, or its Polyak average.
@@ -83,8 +88,7 @@ pub fn sample_sde(
     let cfg = AmConfig {
         batch: n,
         seed,
-        endpoint_steps: config.endpoint_steps
-            || meta.velocity.config.param == crate::flow::velocity::Parameterization::Endpoint,
+        endpoint_steps: config.endpoint_steps || endpoint_form(meta),
         ..config.clone()
     };
     let am = AdjointMatching::new(&meta.velocity, field.clone(), whiten, cfg)?;
