@@ -93,7 +93,7 @@ pub struct TuneArgs {
     #[arg(long, default_value = "sde")]
     pub eval_sampler: String,
     /// Classifiers generated for the before/after accuracies (the generated law has modes a few
-    /// classifiers miss: with 8 the measured gain varies by ±4 points from draw to draw)
+    /// classifiers miss: with 8 the measured gain varies by ±5 points from draw to draw)
     #[arg(long, default_value_t = 32)]
     pub eval_models: usize,
     /// Evaluation images used (N drawn at random with a fixed seed, the same every run; 0 = all).
