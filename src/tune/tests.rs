@@ -13,6 +13,12 @@ fn flow3() -> GaussianFlow {
     .unwrap()
 }
 
+/// Adjoint Matching on the 3-D Gaussian flow `base`, fine-tuning a [`Corrected`] copy of it with
+/// `hidden` correction units, in identity whitening.
+fn am3(base: &GaussianFlow, hidden: usize, cfg: AmConfig) -> AdjointMatching<'_, GaussianFlow, Corrected> {
+    AdjointMatching::new(base, Corrected::new(base.clone(), hidden), Whitening::identity(3), cfg).unwrap()
+}
+
 fn moments(x: &[f32], d: usize) -> (Vec<f64>, Vec<f64>) {
     let n = x.len() / d;
     let mut m = vec![0f64; d];
@@ -93,7 +99,7 @@ fn memoryless_sde_samples_the_base_distribution() {
         batch: 20_000,
         ..AmConfig::default()
     };
-    let am = AdjointMatching::new(&base, Corrected::new(base.clone(), 1), Whitening::identity(3), cfg).unwrap();
+    let am = am3(&base, 1, cfg);
     let tr = am.sample_trajectories(&[], &[], 0).unwrap();
     let (m, c) = moments(&tr.z[100], 3);
     // Tolerance: Monte-Carlo se ≈ 0.007 (mean), ≈ 0.008 (cov), plus the O(h) step error.
@@ -113,7 +119,7 @@ fn lean_adjoint_matches_the_closed_form() {
         t0: 0.01,
         ..AmConfig::default()
     };
-    let am = AdjointMatching::new(&base, Corrected::new(base.clone(), 1), Whitening::identity(3), cfg).unwrap();
+    let am = am3(&base, 1, cfg);
     let tr = am.sample_trajectories(&[], &[], 0).unwrap();
     let a1: Vec<f32> = (0..2).flat_map(|_| c.iter().map(|v| -v)).collect();
     let want = [0usize, 100, 200, 399, 400];
@@ -145,7 +151,7 @@ fn zero_reward_leaves_the_model_unchanged() {
         lr: 1e-2,
         ..AmConfig::default()
     };
-    let mut am = AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), cfg).unwrap();
+    let mut am = am3(&base, 3, cfg);
     let before = am.ft.params().to_vec();
     for _ in 0..5 {
         let s = am.step(&mut ZeroReward { dim: 3 }, &[]).unwrap();
@@ -162,13 +168,7 @@ fn zero_reward_leaves_the_model_unchanged() {
 fn check_linear_tilt(cfg: AmConfig) {
     let base = flow3();
     let c = [0.6f64, -0.8, 0.5];
-    let mut am = AdjointMatching::new(
-        &base,
-        Corrected::new(base.clone(), 5),
-        Whitening::identity(3),
-        cfg.clone(),
-    )
-    .unwrap();
+    let mut am = am3(&base, 5, cfg.clone());
     let mut r = LinearReward {
         c: c.iter().map(|&v| v as f32).collect(),
     };
@@ -234,13 +234,7 @@ fn loss_t_min_selects_the_late_steps() {
         loss_t_min: 0.5,
         ..AmConfig::default()
     };
-    let mut am = AdjointMatching::new(
-        &base,
-        Corrected::new(base.clone(), 3),
-        Whitening::identity(3),
-        cfg.clone(),
-    )
-    .unwrap();
+    let mut am = am3(&base, 3, cfg.clone());
     let s = am.step(&mut LinearReward { c: vec![1.0, 0.0, 0.0] }, &[]).unwrap();
     assert!(
         !s.loss_times.is_empty() && s.loss_times.iter().all(|&t| t >= 0.5),
@@ -249,7 +243,7 @@ fn loss_t_min_selects_the_late_steps() {
     );
     assert_eq!(s.loss_times.len(), s.loss_by_step.len());
     let late = AmConfig { loss_t_min: 1.5, ..cfg };
-    let mut am = AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), late).unwrap();
+    let mut am = am3(&base, 3, late);
     assert!(am.step(&mut LinearReward { c: vec![1.0, 0.0, 0.0] }, &[]).is_err());
 }
 
@@ -264,7 +258,7 @@ fn parameter_average_follows_the_recursion() {
         ema: 0.75,
         ..AmConfig::default()
     };
-    let mut am = AdjointMatching::new(&base, Corrected::new(base.clone(), 3), Whitening::identity(3), cfg).unwrap();
+    let mut am = am3(&base, 3, cfg);
     let mut want: Vec<f64> = am.ft.params().iter().map(|&v| v as f64).collect();
     for _ in 0..4 {
         am.step(
