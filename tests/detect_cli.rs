@@ -187,6 +187,34 @@ fn detect_and_grid_on_synthetic_shift() {
         "--quiet",
     ]);
     let m = meta.to_str().unwrap();
+    // `flow sample --eval` reports each generated classifier's accuracy and cross-entropy.
+    let gen = dir.path().join("gen");
+    let out = ok(&[
+        "flow",
+        "sample",
+        "--meta",
+        m,
+        "--context",
+        REF,
+        "-n",
+        "3",
+        "--eval",
+        NULL,
+        "--json",
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
+    let s: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
+    let losses: Vec<f64> = s["loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 3, "{s}");
+    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{s}");
+    let mean = losses.iter().sum::<f64>() / 3.0;
+    assert!((s["mean_loss"].as_f64().unwrap() - mean).abs() < 1e-9, "{s}");
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*

@@ -409,6 +409,10 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         out["mean_acc"] = serde_json::json!(mean);
         out["std_acc"] = serde_json::json!(std);
         out["top5_acc"] = serde_json::json!(top5);
+        // Mean cross-entropy per classifier: with −loss as a reward, weighting the samples by
+        // exp(−λ·loss) estimates what the tilt p_base·exp(λr) of `tune` can reach.
+        out["loss"] = serde_json::json!(r.loss);
+        out["mean_loss"] = serde_json::json!(r.loss.iter().sum::<f64>() / r.loss.len() as f64);
         let text = serde_json::to_vec_pretty(&out)?;
         zoo::store::write_atomic(&a.out.join("eval.json"), &text)?;
     }
