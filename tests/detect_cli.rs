@@ -200,6 +200,10 @@ fn detect_and_grid_on_synthetic_shift() {
         "3",
         "--eval",
         NULL,
+        "--tilt-data",
+        REF,
+        "--tilt-lambdas",
+        "0,10",
         "--json",
         "--out",
         gen.to_str().unwrap(),
@@ -215,6 +219,32 @@ fn detect_and_grid_on_synthetic_shift() {
     assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{s}");
     let mean = losses.iter().sum::<f64>() / 3.0;
     assert!((s["mean_loss"].as_f64().unwrap() - mean).abs() < 1e-9, "{s}");
+    // The tilt estimate: λ = 0 is the plain mean accuracy over all 3 classifiers.
+    let tilt = s["tilt"].as_array().unwrap();
+    assert_eq!(tilt.len(), 2, "{s}");
+    assert!(
+        (tilt[0]["mean"].as_f64().unwrap() - s["mean_acc"].as_f64().unwrap()).abs() < 1e-9,
+        "{s}"
+    );
+    assert!((tilt[0]["ess"].as_f64().unwrap() - 3.0).abs() < 1e-9, "{s}");
+    let ess = tilt[1]["ess"].as_f64().unwrap();
+    assert!((1.0..=3.0 + 1e-9).contains(&ess), "{s}");
+    // --tilt-data reweights --eval accuracies, so it needs --eval.
+    let (good, _, err) = run(&[
+        "flow",
+        "sample",
+        "--meta",
+        m,
+        "--context",
+        REF,
+        "-n",
+        "2",
+        "--tilt-data",
+        REF,
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
+    assert!(!good && err.contains("--tilt-data needs --eval"), "{err}");
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*

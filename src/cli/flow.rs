@@ -123,6 +123,15 @@ pub struct SampleArgs {
     /// Dataset spec to evaluate the generated classifiers on.
     #[arg(long)]
     pub eval: Option<String>,
+    /// Labelled dataset spec of a cross-entropy reward r = −CE (as `tune --reward ce --data
+    /// SPEC`): also report what the tilt p_base·exp(λr) that fine-tuning targets can reach, the
+    /// --eval accuracy of the generated classifiers reweighted by exp(λr), with its effective
+    /// sample size (needs --eval; more classifiers, -n, make larger λ trustworthy).
+    #[arg(long)]
+    pub tilt_data: Option<String>,
+    /// The λ values of --tilt-data.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,10,30,100,300")]
+    pub tilt_lambdas: Vec<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long)]
@@ -368,6 +377,9 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("-n must be at least 1");
     }
+    if a.tilt_data.is_some() && a.eval.is_none() {
+        bail!("--tilt-data needs --eval: the tilt reweights the --eval accuracies");
+    }
     let t0 = std::time::Instant::now();
     let mut s = sample(&meta, &items, a.n, steps, solver, a.seed)?;
     let mut d = meta.dim();
@@ -413,6 +425,15 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         // exp(−λ·loss) estimates what the tilt p_base·exp(λr) of `tune` can reach.
         out["loss"] = serde_json::json!(r.loss);
         out["mean_loss"] = serde_json::json!(r.loss.iter().sum::<f64>() / r.loss.len() as f64);
+        if let Some(tspec) = &a.tilt_data {
+            let tds = data::load(tspec).with_context(|| format!("--tilt-data {tspec}"))?;
+            let rt =
+                zoo::evaluate(arch, &s.x, a.n, &tds, &norm, threads).with_context(|| format!("--tilt-data {tspec}"))?;
+            let rewards: Vec<f64> = rt.loss.iter().map(|l| -l).collect();
+            let curve = crate::tune::tilt::tilt_curve(&rewards, &r.acc, &a.tilt_lambdas).context("--tilt-lambdas")?;
+            out["tilt_data"] = serde_json::json!(tspec);
+            out["tilt"] = serde_json::to_value(&curve)?;
+        }
         let text = serde_json::to_vec_pretty(&out)?;
         zoo::store::write_atomic(&a.out.join("eval.json"), &text)?;
     }
@@ -428,6 +449,18 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         );
         if let Some(m) = out.get("mean_acc") {
             eprintln!("accuracy: mean {m}, std {}, top-5 {}", out["std_acc"], out["top5_acc"]);
+        }
+        if let Some(curve) = out.get("tilt").and_then(|c| c.as_array()) {
+            eprintln!("tilt p_base·exp(λr), r = −CE on {}:", out["tilt_data"]);
+            for p in curve {
+                eprintln!(
+                    "  λ {:>6}: mean accuracy {:.4} (effective samples {:.1} of {})",
+                    p["lambda"].as_f64().unwrap_or(f64::NAN),
+                    p["mean"].as_f64().unwrap_or(f64::NAN),
+                    p["ess"].as_f64().unwrap_or(f64::NAN),
+                    a.n
+                );
+            }
         }
     }
     Ok(())
