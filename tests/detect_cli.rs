@@ -189,25 +189,26 @@ fn detect_and_grid_on_synthetic_shift() {
     let m = meta.to_str().unwrap();
     // `flow sample --eval` reports each generated classifier's accuracy and cross-entropy.
     let gen = dir.path().join("gen");
-    let out = ok(&[
-        "flow",
-        "sample",
-        "--meta",
-        m,
-        "--context",
-        REF,
-        "-n",
-        "3",
-        "--eval",
-        NULL,
-        "--tilt-data",
-        REF,
-        "--tilt-lambdas",
-        "0,10",
-        "--json",
-        "--out",
-        gen.to_str().unwrap(),
-    ]);
+    let g = gen.to_str().unwrap();
+    let sample = |n: &'static str| -> Vec<&str> {
+        vec![
+            "flow",
+            "sample",
+            "--meta",
+            m,
+            "--context",
+            REF,
+            "-n",
+            n,
+            "--tilt-data",
+            REF,
+            "--out",
+            g,
+        ]
+    };
+    let mut args = sample("3");
+    args.extend_from_slice(&["--eval", NULL, "--tilt-lambdas", "0,10", "--json"]);
+    let out = ok(&args);
     let s: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
     let losses: Vec<f64> = s["loss"]
         .as_array()
@@ -230,20 +231,7 @@ fn detect_and_grid_on_synthetic_shift() {
     let ess = tilt[1]["ess"].as_f64().unwrap();
     assert!((1.0..=3.0 + 1e-9).contains(&ess), "{s}");
     // --tilt-data reweights --eval accuracies, so it needs --eval.
-    let (good, _, err) = run(&[
-        "flow",
-        "sample",
-        "--meta",
-        m,
-        "--context",
-        REF,
-        "-n",
-        "2",
-        "--tilt-data",
-        REF,
-        "--out",
-        gen.to_str().unwrap(),
-    ]);
+    let (good, _, err) = run(&sample("2"));
     assert!(!good && err.contains("--tilt-data needs --eval"), "{err}");
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
