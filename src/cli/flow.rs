@@ -380,6 +380,9 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.tilt_data.is_some() && a.eval.is_none() {
         bail!("--tilt-data needs --eval: the tilt reweights the --eval accuracies");
     }
+    if let Some(l) = a.tilt_lambdas.iter().find(|l| !(l.is_finite() && **l >= 0.0)) {
+        bail!("--tilt-lambdas: every λ must be finite and ≥ 0, got {l}");
+    }
     let t0 = std::time::Instant::now();
     let mut s = sample(&meta, &items, a.n, steps, solver, a.seed)?;
     let mut d = meta.dim();
