@@ -233,6 +233,43 @@ fn detect_and_grid_on_synthetic_shift() {
     // --tilt-data reweights --eval accuracies, so it needs --eval.
     let (good, _, err) = run(&sample("2"));
     assert!(!good && err.contains("--tilt-data needs --eval"), "{err}");
+    // `tune --reach` reports the same estimate for the law it fine-tunes (here with no iteration).
+    let tuned = dir.path().join("tuned");
+    let out = ok(&[
+        "tune",
+        "--meta",
+        m,
+        "--reward",
+        "ce",
+        "--data",
+        REF,
+        "--eval",
+        NULL,
+        "--iters",
+        "0",
+        "--eval-models",
+        "3",
+        "--reach",
+        "--json",
+        "--quiet",
+        "--out",
+        tuned.to_str().unwrap(),
+    ]);
+    let t: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
+    let accs: Vec<f64> = t["before_accs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let reach = t["reach"].as_array().unwrap();
+    assert_eq!(reach.len(), 6, "{t}");
+    let (lo, hi) = accs.iter().fold((1.0f64, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+    for p in reach {
+        let (mean, ess) = (p["mean"].as_f64().unwrap(), p["ess"].as_f64().unwrap());
+        assert!(mean >= lo - 1e-9 && mean <= hi + 1e-9, "{t}");
+        assert!((1.0 - 1e-9..=3.0 + 1e-9).contains(&ess), "{t}");
+    }
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*

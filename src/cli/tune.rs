@@ -10,6 +10,7 @@ use crate::tune::baseline::SgdBaseline;
 use crate::tune::classify::{accuracies, ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, endpoint_form, fine_tune, sample_sde};
 use crate::tune::plot::svg_panels;
+use crate::tune::tilt::{tilt_curve, REACH_LAMBDAS};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample as sample_indices;
@@ -102,6 +103,13 @@ pub struct TuneArgs {
     /// Measure eval accuracy every N iterations in the log (0 = only before/after).
     #[arg(long, default_value_t = 10)]
     pub eval_every: usize,
+    /// Also estimate what the tilt p_base·exp(λr) can reach from the before classifiers: their
+    /// eval accuracies reweighted by exp(−λ·CE on all of --data), for λ = 1, 3, 10, 30, 100, 300
+    /// (`reach` in the JSON, with effective sample sizes; as `flow sample --tilt-data`, but for
+    /// the --eval-sampler law). One pass over --data per classifier; `--iters 0 --eval-models 256
+    /// --reach` measures it alone.
+    #[arg(long)]
+    pub reach: bool,
     /// Also run a baseline: `sgd` fine-tunes the generated classifiers directly (Adam).
     #[arg(long)]
     pub baseline: Option<String>,
@@ -224,6 +232,14 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     };
     let w_before = generate(&meta.velocity)?;
     let acc_before = accuracies(&arch, &w_before, a.eval_models, &eval, &norm, limit, threads)?;
+    let reach = if a.reach {
+        let r = crate::zoo::evaluate(&arch, &w_before, a.eval_models, &train, &norm, threads).context("--reach")?;
+        let rewards: Vec<f64> = r.loss.iter().map(|l| -l).collect();
+        let accs: Vec<f64> = acc_before.iter().map(|&x| x as f64).collect();
+        Some(tilt_curve(&rewards, &accs, &REACH_LAMBDAS)?)
+    } else {
+        None
+    };
     let mut reward = ClassifierReward::new(
         &arch,
         &train,
@@ -317,6 +333,9 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         "seconds": tune_s, "seconds_per_iter": mt, "log": log_path, "plot": plot_path,
         "final_reward": stats.last().map(|s| s.reward_mean),
     });
+    if let Some(reach) = &reach {
+        out["reach"] = serde_json::to_value(reach)?;
+    }
     if let Some(b) = &a.baseline {
         if b != "sgd" {
             bail!("--baseline {b}: only 'sgd' is available");

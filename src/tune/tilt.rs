@@ -12,6 +12,9 @@
 use super::TuneError;
 use serde::{Deserialize, Serialize};
 
+/// The λ values `tune --reach` reports (and `flow sample --tilt-lambdas` defaults to).
+pub const REACH_LAMBDAS: [f64; 6] = [1.0, 3.0, 10.0, 30.0, 100.0, 300.0];
+
 /// The tilted mean of one λ.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TiltPoint {
