@@ -98,6 +98,14 @@ fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) 
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
 }
 
+/// A JSON array of numbers as f64 values (panics on anything else: this is a test).
+fn numbers(v: &Value) -> Vec<f64> {
+    let a = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    a.iter()
+        .map(|x| x.as_f64().unwrap_or_else(|| panic!("not a number: {x}")))
+        .collect()
+}
+
 fn has_shape(v: &Value) {
     for k in [
         "method",
@@ -210,12 +218,7 @@ fn detect_and_grid_on_synthetic_shift() {
     args.extend_from_slice(&["--eval", NULL, "--tilt-lambdas", "0,10", "--json"]);
     let out = ok(&args);
     let s: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
-    let losses: Vec<f64> = s["loss"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_f64().unwrap())
-        .collect();
+    let losses = numbers(&s["loss"]);
     assert_eq!(losses.len(), 3, "{s}");
     assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{s}");
     let mean = losses.iter().sum::<f64>() / 3.0;
@@ -256,12 +259,7 @@ fn detect_and_grid_on_synthetic_shift() {
         tuned.to_str().unwrap(),
     ]);
     let t: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
-    let accs: Vec<f64> = t["before_accs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let accs = numbers(&t["before_accs"]);
     let reach = t["reach"].as_array().unwrap();
     assert_eq!(reach.len(), 6, "{t}");
     let (lo, hi) = accs.iter().fold((1.0f64, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));

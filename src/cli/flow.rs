@@ -130,7 +130,7 @@ pub struct SampleArgs {
     #[arg(long)]
     pub tilt_data: Option<String>,
     /// The λ values of --tilt-data.
-    #[arg(long, value_delimiter = ',', default_value = "1,3,10,30,100,300")]
+    #[arg(long, value_delimiter = ',', default_values_t = crate::tune::tilt::REACH_LAMBDAS)]
     pub tilt_lambdas: Vec<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -432,8 +432,8 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
             let tds = data::load(tspec).with_context(|| format!("--tilt-data {tspec}"))?;
             let rt =
                 zoo::evaluate(arch, &s.x, a.n, &tds, &norm, threads).with_context(|| format!("--tilt-data {tspec}"))?;
-            let rewards: Vec<f64> = rt.loss.iter().map(|l| -l).collect();
-            let curve = crate::tune::tilt::tilt_curve(&rewards, &r.acc, &a.tilt_lambdas).context("--tilt-lambdas")?;
+            let curve =
+                crate::tune::tilt::cross_entropy_reach(&rt.loss, &r.acc, &a.tilt_lambdas).context("--tilt-lambdas")?;
             out["tilt_data"] = serde_json::json!(tspec);
             out["tilt"] = serde_json::to_value(&curve)?;
         }

@@ -10,7 +10,7 @@ use crate::tune::baseline::SgdBaseline;
 use crate::tune::classify::{accuracies, ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, endpoint_form, fine_tune, sample_sde};
 use crate::tune::plot::svg_panels;
-use crate::tune::tilt::{tilt_curve, REACH_LAMBDAS};
+use crate::tune::tilt::{cross_entropy_reach, REACH_LAMBDAS};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample as sample_indices;
@@ -234,9 +234,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let acc_before = accuracies(&arch, &w_before, a.eval_models, &eval, &norm, limit, threads)?;
     let reach = if a.reach {
         let r = crate::zoo::evaluate(&arch, &w_before, a.eval_models, &train, &norm, threads).context("--reach")?;
-        let rewards: Vec<f64> = r.loss.iter().map(|l| -l).collect();
         let accs: Vec<f64> = acc_before.iter().map(|&x| x as f64).collect();
-        Some(tilt_curve(&rewards, &accs, &REACH_LAMBDAS)?)
+        Some(cross_entropy_reach(&r.loss, &accs, &REACH_LAMBDAS)?)
     } else {
         None
     };

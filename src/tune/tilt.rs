@@ -67,6 +67,13 @@ pub fn tilt_curve(rewards: &[f64], values: &[f64], lambdas: &[f64]) -> Result<Ve
     lambdas.iter().map(|&l| tilted_mean(rewards, values, l)).collect()
 }
 
+/// [`tilt_curve`] for the reward r = −CE: `losses [n]` are the classifiers' mean cross-entropies
+/// on the reward data, `accuracies [n]` the values to average.
+pub fn cross_entropy_reach(losses: &[f64], accuracies: &[f64], lambdas: &[f64]) -> Result<Vec<TiltPoint>, TuneError> {
+    let rewards: Vec<f64> = losses.iter().map(|l| -l).collect();
+    tilt_curve(&rewards, accuracies, lambdas)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
