@@ -181,19 +181,28 @@ fn detect_and_grid_on_synthetic_shift() {
     // A meta-model generates f; meta-detectron is not built yet and says so.
     let zoo = dir.path().join("zoo");
     let meta = dir.path().join("meta");
-    ok(&[
-        "flow",
-        "train",
-        "--zoo",
-        zoo.to_str().unwrap(),
-        "--out",
-        meta.to_str().unwrap(),
-        "--iterations",
-        "10",
-        "--width",
-        "32",
-        "--quiet",
-    ]);
+    let train_flow = |out: &Path, extra: &[&str]| -> Value {
+        let mut args = vec![
+            "flow",
+            "train",
+            "--zoo",
+            zoo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iterations",
+            "10",
+            "--width",
+            "32",
+            "--quiet",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+    };
+    // By default every trained checkpoint (2 models × epochs 1..=2) is a target; the last epoch alone on request.
+    assert_eq!(train_flow(&meta, &[])["targets"], 4);
+    assert_eq!(train_flow(&dir.path().join("meta-last"), &["--last-epoch-only"])["targets"], 2);
     let m = meta.to_str().unwrap();
     // `flow sample --eval` reports each generated classifier's accuracy and cross-entropy.
     let gen = dir.path().join("gen");

@@ -4,8 +4,9 @@
 # CIFAR-10: accuracy of the generated classifiers on the equally corrupted test split before →
 # after, beside the SGD baseline (the same generated classifiers fine-tuned directly).
 # Usage: tools/table2.sh OUT_DIR META [ITERS] [CORRUPTION] [EXTRA TUNE ARGS...]
-#   META: a meta-model conditioned on both datasets (e.g. Table 1's meta-ot), ITERS default 50,
-#   CORRUPTION default gaussian_noise (grayscale sets take the ImageNet-C noise levels).
+#   META: a meta-model conditioned on both datasets (e.g. Table 1's meta-ot), or one per dataset
+#   as `mnist=DIR,cifar10=DIR`; ITERS default 50, CORRUPTION default gaussian_noise (grayscale
+#   sets take the ImageNet-C noise levels).
 set -euo pipefail
 out=$1; meta=$2; iters=${3:-50}; corr=${4:-gaussian_noise}; shift $(( $# < 4 ? $# : 4 ))
 B=${B:-target/release/weightflow}
@@ -15,11 +16,16 @@ C=folder:$S/data/cifar10/cifar10-jpeg.tar.gz
 mkdir -p "$out"
 for d in "mnist:$M" "cifar10:$C"; do
   k=${d%%:*}; spec=${d#*:}
+  m=$meta
+  if [[ $meta == *=* ]]; then
+    m=$(tr ',' '\n' <<<"$meta" | sed -n "s/^$k=//p")
+    [ -n "$m" ] || { echo "table2.sh: META names no meta-model for $k: $meta" >&2; exit 2; }
+  fi
   for level in 0 1 2; do
     case $level in 0) sfx="" ;; 1) sfx="@$corr:3" ;; 2) sfx="@$corr:5" ;; esac
     name="$k-$level"
     [ -s "$out/$name.json" ] && continue
-    "$B" tune --meta "$meta" --reward ce --data "$spec:train$sfx" --eval "$spec:test$sfx" --iters "$iters" \
+    "$B" tune --meta "$m" --reward ce --data "$spec:train$sfx" --eval "$spec:test$sfx" --iters "$iters" \
       --eval-models 5 --baseline sgd --out "$out/$name" --json --quiet "$@" > "$out/$name.json.tmp" 2> "$out/$name.err"
     mv "$out/$name.json.tmp" "$out/$name.json"
   done
