@@ -200,9 +200,13 @@ fn detect_and_grid_on_synthetic_shift() {
         let out = ok(&args);
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
     };
-    // By default every trained checkpoint (2 models × epochs 1..=2) is a target; the last epoch alone on request.
-    assert_eq!(train_flow(&meta, &[])["targets"], 4);
-    assert_eq!(train_flow(&dir.path().join("meta-last"), &["--last-epoch-only"])["targets"], 2);
+    // By default the last epoch's checkpoints (2 models) are the targets; `--epochs-from 1` takes
+    // every trained checkpoint (2 models × epochs 1..=2).
+    assert_eq!(train_flow(&meta, &[])["targets"], 2);
+    assert_eq!(
+        train_flow(&dir.path().join("meta-all"), &["--epochs-from", "1"])["targets"],
+        4
+    );
     let m = meta.to_str().unwrap();
     // `flow sample --eval` reports each generated classifier's accuracy and cross-entropy.
     let gen = dir.path().join("gen");

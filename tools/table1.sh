@@ -20,7 +20,7 @@ for v in $variants; do
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   meta="$out/meta-$v"
-  /usr/bin/time -f "%e s wall, %M KB peak" "$B" flow train --zoo "$zm,$zf,$zc" --last-epoch-only --iterations "$iters" $extra \
+  /usr/bin/time -f "%e s wall, %M KB peak" "$B" flow train --zoo "$zm,$zf,$zc" --iterations "$iters" $extra \
     --out "$meta" --quiet --json > "$out/train-$v.json" 2> "$out/train-$v.time"
   for d in "m:$M" "f:$F" "c:$C"; do
     k=${d%%:*}; spec=${d#*:}

@@ -39,15 +39,12 @@ pub struct TrainArgs {
     /// Zoo directories, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub zoo: Vec<PathBuf>,
-    /// First epoch whose checkpoints are targets (default 1: every trained checkpoint, epoch 0
-    /// being the initialization). A law over whole training runs gives `tune` room to move: its
-    /// target p_base·exp(λr) can only reweight what the meta-model generates (RESULTS.md,
-    /// Adjoint Matching, session 15).
-    #[arg(long, conflicts_with = "last_epoch_only")]
-    pub epochs_from: Option<usize>,
-    /// Only each zoo's last epoch (as `--epochs-from` = its epoch count; the default until session 15).
+    /// First epoch whose checkpoints are targets (default: the last epoch of each zoo). `1` takes
+    /// every trained checkpoint: with a zoo of 32 models × 5 epochs that law gives `tune` more room
+    /// to move, since its target p_base·exp(λr) can only reweight what the meta-model generates
+    /// (RESULTS.md, Adjoint Matching, session 15).
     #[arg(long)]
-    pub last_epoch_only: bool,
+    pub epochs_from: Option<usize>,
     /// Last epoch used as targets (default: the last).
     #[arg(long)]
     pub epochs_to: Option<usize>,
@@ -229,11 +226,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             _ => {}
         }
         let last = a.epochs_to.unwrap_or(m.epochs).min(m.epochs);
-        let first = match (a.epochs_from, a.last_epoch_only) {
-            (Some(e), _) => e,
-            (None, true) => last,
-            (None, false) => 1.min(last),
-        };
+        let first = a.epochs_from.unwrap_or(last);
         if first > last || first == 0 && last == 0 {
             bail!(
                 "--zoo {}: no epochs in {first}..={last} (zoo has {} epochs)",
