@@ -178,7 +178,7 @@ fn detect_and_grid_on_synthetic_shift() {
     let n = detect("detectron", "--model", &f, NULL, "1");
     assert_eq!(n["shift"], false, "Detectron flags the null: {n}");
 
-    // A meta-model generates f; meta-detectron is not built yet and says so.
+    // A meta-model generates f.
     let zoo = dir.path().join("zoo");
     let meta = dir.path().join("meta");
     let train_flow = |out: &Path, extra: &[&str]| -> Value {

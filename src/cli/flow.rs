@@ -40,8 +40,8 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub zoo: Vec<PathBuf>,
     /// First epoch whose checkpoints are targets (default: the last epoch of each zoo). `1` takes
-    /// every trained checkpoint: with a zoo of 32 models × 5 epochs that law gives `tune` more room
-    /// to move, since its target p_base·exp(λr) can only reweight what the meta-model generates
+    /// every trained checkpoint, a law over whole training runs. For `tune` more models help and
+    /// more epochs do not: they lower the base without raising what its tilt can reach
     /// (RESULTS.md, Adjoint Matching, session 15).
     #[arg(long)]
     pub epochs_from: Option<usize>,
