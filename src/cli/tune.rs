@@ -112,6 +112,12 @@ pub struct TuneArgs {
     /// --reach` measures it alone.
     #[arg(long)]
     pub reach: bool,
+    /// Which iterate is the result: `best` = the one with the highest smoothed batch-median
+    /// reward (EMA 0.8; the training reward, not the eval set), `last` = the final one. A sharp
+    /// tilt can throw a concentrated law off in one step late in a run (RESULTS.md, session 19).
+    /// The JSON's `kept_iter` says which (iterations done, 1-based).
+    #[arg(long, default_value = "best")]
+    pub keep: String,
     /// Also run a baseline: `sgd` fine-tunes the generated classifiers directly (Adam).
     #[arg(long)]
     pub baseline: Option<String>,
@@ -203,6 +209,11 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         loss_t_min: a.loss_t_min,
         step_normalize: a.step_normalize,
         ema: a.ema,
+        keep_best: match a.keep.as_str() {
+            "best" => true,
+            "last" => false,
+            other => bail!("--keep {other}: expected best or last"),
+        },
         scope: a.scope.parse()?,
         reward_scale: a.reward_scale,
         lr: a.lr,
@@ -262,7 +273,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
     let mut eval_curve: Vec<f64> = Vec::new();
     let t_start = std::time::Instant::now();
-    let (ft, stats) = fine_tune(
+    let tuned = fine_tune(
         &meta,
         &mut reward,
         cfg.clone(),
@@ -288,7 +299,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let tune_s = t_start.elapsed().as_secs_f64();
     let mut meta2 = meta.clone();
-    meta2.velocity = ft;
+    let stats = tuned.log;
+    meta2.velocity = tuned.velocity;
     let w_after = generate(&meta2.velocity)?;
     let acc_after = accuracies(&arch, &w_after, a.eval_models, &eval, &norm, limit, threads)?;
     meta2
@@ -333,6 +345,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         "eval_images": limit.unwrap_or(eval.len()).min(eval.len()),
         "seconds": tune_s, "seconds_per_iter": mt, "log": log_path, "plot": plot_path,
         "final_reward": stats.last().map(|s| s.reward_mean),
+        "kept_iter": tuned.best_iter.map_or(a.iters as u64, |i| i + 1),
     });
     if let Some(reach) = &reach {
         out["reach"] = serde_json::to_value(reach)?;
@@ -363,6 +376,12 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             "accuracy of {} generated classifiers on {eval_spec}: {:.4} ± {:.4} → {:.4} ± {:.4} after {} iterations ({:.2} s/iter: sampling {:.2}, reward {:.2}, adjoint {:.2}, regression {:.2})",
             a.eval_models, bm, bs, am_, as_, a.iters, mt.total, mt.sampling, mt.reward, mt.adjoint, mt.regression
         );
+        if let Some(k) = tuned.best_iter.filter(|&i| i + 1 < a.iters as u64) {
+            eprintln!(
+                "kept the field of iteration {} (highest smoothed median reward; --keep last for the final one)",
+                k + 1
+            );
+        }
         if let Some(b) = out.get("baseline") {
             eprintln!("SGD baseline: {} → {}", b["before_acc"], b["after_acc"]);
         }

@@ -241,7 +241,7 @@ pub fn meta_run(
     };
     let mut trace = Vec::new();
     let mut trace_err: Option<ShiftError> = None;
-    let (ft, log) = fine_tune(
+    let tuned = fine_tune(
         ctx.meta,
         &mut reward,
         am,
@@ -267,7 +267,7 @@ pub fn meta_run(
     if let Some(e) = trace_err {
         return Err(e);
     }
-    probe.velocity = ft;
+    probe.velocity = tuned.velocity;
     let w = generate(&probe)?;
     crate::nets::validate_weights(spec, &w, 1, "fine-tuned g")?;
     let g = BaseModel { spec, weights: &w };
@@ -277,7 +277,7 @@ pub fn meta_run(
         entropy,
         disagreement,
         entropy_f: Some(entropy_f),
-        cdc: log.iter().map(|l| -(l.reward_mean as f64)).collect(),
+        cdc: tuned.log.iter().map(|l| -(l.reward_mean as f64)).collect(),
         entropy_trace: trace,
         seconds: t.elapsed().as_secs_f64(),
     })
