@@ -81,8 +81,9 @@ pub struct AmConfig {
     /// Return the field of the iteration with the highest smoothed batch-median reward (an EMA
     /// of factor [`BEST_REWARD_EMA`]) instead of the last one ([`super::meta::fine_tune`]). A sharp
     /// tilt can concentrate the law until one Adam step throws the whole batch off (MNIST, λ 300:
-    /// median reward −0.13 at iteration 89, mean −39 at 90, 4 of 5 classifiers at chance after
-    /// 100; RESULTS.md, session 19). The selection uses the training reward only.
+    /// batch reward −0.13 ± 0.04 at iteration 89, −39 ± 43 at 90, 4 of 5 classifiers at chance
+    /// after 100; RESULTS.md, session 19). The selection uses the training reward only; the kept
+    /// field is the one the caller saw at that iteration (the Polyak average when `ema` > 0).
     #[serde(default)]
     pub keep_best: bool,
     /// Run seed.
