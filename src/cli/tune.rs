@@ -16,13 +16,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample as sample_indices;
 use std::path::{Path, PathBuf};
 
+/// Bounds of the logit scale of `--reward ce-calibrated`.
+const CALIBRATED_SCALES: (f32, f32) = (0.01, 100.0);
+
 /// Arguments of `weightflow tune`.
 #[derive(clap::Args, Debug)]
 pub struct TuneArgs {
     /// Meta-model directory (from `weightflow flow train`).
     #[arg(long)]
     pub meta: PathBuf,
-    /// Reward: `ce` (−cross-entropy on --data).
+    /// Reward: `ce` (−cross-entropy on --data) or `ce-calibrated` (−cross-entropy after the best
+    /// rescaling of each classifier's logits on the minibatch, s ∈ [0.01, 100]: accuracy-like and
+    /// scale-free, so flattening the output of confidently wrong classifiers earns nothing).
     #[arg(long, default_value = "ce")]
     pub reward: String,
     /// Labelled dataset spec of the reward.
@@ -164,9 +169,14 @@ fn mean_std(v: &[f32]) -> (f64, f64) {
 
 /// Runs `weightflow tune`.
 pub fn run(a: TuneArgs) -> anyhow::Result<()> {
-    if a.reward != "ce" {
-        bail!("--reward {}: only 'ce' is available from the command line", a.reward);
-    }
+    let objective = match a.reward.as_str() {
+        "ce" => ClassifierObjective::CrossEntropy,
+        "ce-calibrated" => ClassifierObjective::CalibratedCrossEntropy {
+            min_scale: CALIBRATED_SCALES.0,
+            max_scale: CALIBRATED_SCALES.1,
+        },
+        other => bail!("--reward {other}: expected 'ce' or 'ce-calibrated'"),
+    };
     if a.eval_models == 0 {
         bail!("--eval-models must be at least 1");
     }
@@ -257,7 +267,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         &train,
         norm,
         Box::new(decoder(&meta)),
-        ClassifierObjective::CrossEntropy,
+        objective,
         a.reward_batch,
         a.seed,
     )?;

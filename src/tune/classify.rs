@@ -10,12 +10,13 @@
 //! [`WeightDecoder`] maps flow coordinates x to weights w and pulls ∇_w r back to ∇_x r.
 
 use super::reward::Reward;
+use super::temperature::optimal_scale;
 use super::{check_len, TuneError};
 use crate::data::{Dataset, Normalization};
 use crate::engine::loss::{Objective, SampleLoss};
 use crate::engine::population::{Input, Mode, Population};
 use crate::engine::rng::stream;
-use crate::nets::ArchSpec;
+use crate::nets::{ArchSpec, LayerSpec};
 use rand::seq::index::sample as sample_indices;
 
 /// Maps flow coordinates to weight vectors and pulls gradients back.
@@ -161,6 +162,10 @@ pub fn accuracies(
 pub enum ClassifierObjective {
     /// −cross-entropy to the dataset's labels.
     CrossEntropy,
+    /// −cross-entropy after the best rescaling s ∈ [min_scale, max_scale] of each classifier's
+    /// logits on the minibatch ([`super::temperature`]): scale-free, so flattening the output is
+    /// not rewarded. The rescaling is applied to the output layer (logits are affine in it).
+    CalibratedCrossEntropy { min_scale: f32, max_scale: f32 },
     /// −ℓ_cdc: `p_labels` are f's predictions on the reward dataset (P), `q` the query set with
     /// f's predictions `q_labels`, and λ = `kappa/(|Q|+1)`.
     Cdc {
@@ -237,6 +242,55 @@ impl<'a> ClassifierReward<'a> {
     }
 }
 
+impl ClassifierReward<'_> {
+    /// The optimal logit scale s* of each of the K classifiers `w` on the minibatch.
+    fn logit_scales(
+        &self,
+        w: &[f32],
+        k: usize,
+        images: &[f32],
+        labels: &[u32],
+        min_scale: f32,
+        max_scale: f32,
+    ) -> Result<Vec<f32>, TuneError> {
+        if !(min_scale >= 0.0 && max_scale > min_scale && max_scale.is_finite()) {
+            return Err(TuneError::Reward(format!(
+                "calibrated CE: logit scale bounds must satisfy 0 ≤ min < max < ∞, got [{min_scale}, {max_scale}]"
+            )));
+        }
+        let (n, c) = (labels.len(), self.spec.num_classes());
+        let pop = Population::new(self.spec, w, k, self.threads).map_err(engine_err)?;
+        let l = pop.logits(Input::Shared(images), n).map_err(engine_err)?;
+        check_len("engine logits", &l, k * n * c)?;
+        Ok(l.chunks(n * c)
+            .map(|lm| optimal_scale(lm, labels, c, min_scale as f64, max_scale as f64) as f32)
+            .collect())
+    }
+}
+
+/// The flat range of the output layer's weight and bias (the logits are affine in them).
+fn output_layer(spec: &ArchSpec) -> Result<std::ops::Range<usize>, TuneError> {
+    let layout = spec.layout();
+    let n = layout.entries.len();
+    match spec.layers.last() {
+        Some(LayerSpec::Linear { .. }) if n >= 2 => {
+            Ok(layout.entries[n - 2].offset..layout.entries[n - 1].offset + layout.entries[n - 1].len())
+        }
+        _ => Err(TuneError::Reward(format!(
+            "calibrated CE needs an architecture that ends in a linear layer; {} does not",
+            spec.name
+        ))),
+    }
+}
+
+/// Multiplies the `range` of row m of `x [K, dim]` by `scales[m]`.
+fn scale_rows(mut x: Vec<f32>, scales: &[f32], range: &std::ops::Range<usize>, dim: usize) -> Vec<f32> {
+    for (row, &s) in x.chunks_mut(dim).zip(scales) {
+        row[range.clone()].iter_mut().for_each(|v| *v *= s);
+    }
+    x
+}
+
 impl Reward for ClassifierReward<'_> {
     fn dim(&self) -> usize {
         self.decoder.dim_in()
@@ -259,7 +313,9 @@ impl Reward for ClassifierReward<'_> {
         let idx = sample_indices(&mut rng, self.data.len(), n).into_vec();
         let mut images = self.data.to_tensor(&idx, &self.norm);
         let (labels, kinds, weights): (Vec<u32>, Option<Vec<SampleLoss>>, Option<Vec<f32>>) = match &self.objective {
-            ClassifierObjective::CrossEntropy => (idx.iter().map(|&i| self.data.labels[i]).collect(), None, None),
+            ClassifierObjective::CrossEntropy | ClassifierObjective::CalibratedCrossEntropy { .. } => {
+                (idx.iter().map(|&i| self.data.labels[i]).collect(), None, None)
+            }
             ClassifierObjective::Cdc {
                 p_labels,
                 q,
@@ -279,18 +335,34 @@ impl Reward for ClassifierReward<'_> {
             }
         };
         let total = labels.len();
+        // Calibrated CE: w' = w with the output layer scaled by s*, so that f(w') = s*·f(w).
+        let calibration = match self.objective {
+            ClassifierObjective::CalibratedCrossEntropy { min_scale, max_scale } => {
+                let scales = self.logit_scales(&w, k, &images, &labels, min_scale, max_scale)?;
+                Some((scales, output_layer(self.spec)?))
+            }
+            _ => None,
+        };
+        let w = match &calibration {
+            Some((scales, out)) => scale_rows(w, scales, out, self.spec.layout().dim()),
+            None => w,
+        };
         let pop = Population::new(self.spec, &w, k, self.threads).map_err(engine_err)?;
         let obj = Objective::Classify {
             labels: &labels,
             kinds: kinds.as_deref(),
             weights: weights.as_deref(),
         };
-        let g = pop
+        let mut g = pop
             .gradient(Input::Shared(&images), total, &obj, Mode::Eval, false)
             .map_err(engine_err)?;
         check_len("engine loss", &g.loss, k)?;
         check_len("engine weight gradient", &g.dw, w.len())?;
-        if matches!(self.objective, ClassifierObjective::CrossEntropy) {
+        if let Some((scales, out)) = calibration {
+            // envelope theorem: ∂CE(s* f(w))/∂w at fixed s*; ∂w'/∂w = s* on the output layer
+            g.dw = scale_rows(g.dw, &scales, &out, self.spec.layout().dim());
+        }
+        if !matches!(self.objective, ClassifierObjective::Cdc { .. }) {
             let c = self.spec.num_classes();
             let pred = predictions(&g.logits, c);
             let hits = pred.iter().enumerate().filter(|(j, &p)| p == labels[j % total]).count();
@@ -380,8 +452,49 @@ mod tests {
             q,
             kappa: 2.0,
         };
-        let mut r = ClassifierReward::new(&spec, &data, norm, Box::new(dec), cdc, 1000, 0).unwrap();
+        let mut r = ClassifierReward::new(&spec, &data, norm, Box::new(dec.clone()), cdc, 1000, 0).unwrap();
         fd_check(&mut r, &x);
+        let calibrated = ClassifierObjective::CalibratedCrossEntropy {
+            min_scale: 0.01,
+            max_scale: 100.0,
+        };
+        let mut r = ClassifierReward::new(&spec, &data, norm, Box::new(dec), calibrated, 1000, 0).unwrap();
+        fd_check(&mut r, &x);
+    }
+
+    /// The calibrated CE reward ignores the scale of the output layer and is never below the
+    /// uncalibrated one.
+    #[test]
+    fn the_calibrated_reward_is_scale_free() {
+        let (spec, data) = tiny();
+        let d = spec.layout().dim();
+        let mut rng = stream(3, "tiny-x", 0);
+        let w: Vec<f32> = (0..d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let out = output_layer(&spec).unwrap();
+        assert_eq!(out.end, d);
+        let mut w2 = w.clone();
+        w2[out.clone()].iter_mut().for_each(|v| *v *= 3.0);
+        let norm = Normalization::IDENTITY;
+        let objective = ClassifierObjective::CalibratedCrossEntropy {
+            min_scale: 0.01,
+            max_scale: 100.0,
+        };
+        let reward = |o: ClassifierObjective, w: &[f32]| {
+            let dec = Box::new(AffineDecoder::identity(d));
+            let mut r = ClassifierReward::new(&spec, &data, norm, dec, o, 1000, 0).unwrap();
+            r.value_and_grad(w).unwrap().0[0]
+        };
+        let (a, b) = (reward(objective.clone(), &w), reward(objective.clone(), &w2));
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        let plain = reward(ClassifierObjective::CrossEntropy, &w);
+        let plain3 = reward(ClassifierObjective::CrossEntropy, &w2);
+        assert!(
+            a >= plain.max(plain3) - 1e-5,
+            "calibrated {a}, plain {plain} / {plain3}"
+        );
+        assert!((plain - plain3).abs() > 1e-2, "the plain CE must depend on the scale");
+        let conv = ArchSpec::cnn3(3, 10, Activation::Gelu);
+        assert!(output_layer(&conv).is_ok());
     }
 
     /// Adjoint Matching with the CE reward on a velocity MLP over the tiny classifier's weights

@@ -11,6 +11,7 @@
 //!   −ℓ_cdc rewards of generated classifiers (through the population engine).
 //! - [`gaussian`]: the closed-form Gaussian flow used to verify the method.
 //! - [`plot`]: a minimal SVG line plot of the training log.
+//! - [`temperature`]: the temperature-calibrated cross-entropy (the `ce-calibrated` reward).
 //! - [`tilt`]: what the tilt can reach, by importance weighting of base samples.
 
 pub mod adjoint;
@@ -23,6 +24,7 @@ pub mod meta;
 pub mod plot;
 pub mod reward;
 pub mod sde;
+pub mod temperature;
 pub mod tilt;
 
 pub use adjoint::{AdjointMatching, AmConfig, IterStats, Scope, Timings};
