@@ -281,6 +281,36 @@ fn detect_and_grid_on_synthetic_shift() {
         assert!(mean >= lo - 1e-9 && mean <= hi + 1e-9, "{t}");
         assert!((1.0 - 1e-9..=3.0 + 1e-9).contains(&ess), "{t}");
     }
+    // The calibrated reward runs end to end and is recorded; an unknown reward is refused by name.
+    let calibrated = dir.path().join("tuned-cal");
+    let tune_with = |reward: &'static str| {
+        run(&[
+            "tune",
+            "--meta",
+            m,
+            "--reward",
+            reward,
+            "--data",
+            REF,
+            "--iters",
+            "2",
+            "--batch",
+            "4",
+            "--eval-models",
+            "2",
+            "--json",
+            "--quiet",
+            "--out",
+            calibrated.to_str().unwrap(),
+        ])
+    };
+    let (good, out, err) = tune_with("ce-calibrated");
+    assert!(good, "{err}");
+    let t: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
+    assert_eq!(t["reward"], "ce-calibrated", "{t}");
+    assert!(t["final_reward"].as_f64().is_some_and(f64::is_finite), "{t}");
+    let (good, _, err) = tune_with("accuracy");
+    assert!(!good && err.contains("--reward accuracy"), "{err}");
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*

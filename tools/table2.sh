@@ -6,7 +6,7 @@
 # Usage: tools/table2.sh OUT_DIR META [ITERS] [CORRUPTION] [EXTRA TUNE ARGS...]
 #   META: a meta-model conditioned on both datasets (e.g. Table 1's meta-ot), or one per dataset
 #   as `mnist=DIR,cifar10=DIR`; ITERS default 50, CORRUPTION default gaussian_noise (grayscale
-#   sets take the ImageNet-C noise levels).
+#   sets take the ImageNet-C noise levels). REWARD=ce-calibrated switches the reward.
 set -euo pipefail
 out=$1; meta=$2; iters=${3:-50}; corr=${4:-gaussian_noise}; shift $(( $# < 4 ? $# : 4 ))
 B=${B:-target/release/weightflow}
@@ -25,7 +25,7 @@ for d in "mnist:$M" "cifar10:$C"; do
     case $level in 0) sfx="" ;; 1) sfx="@$corr:3" ;; 2) sfx="@$corr:5" ;; esac
     name="$k-$level"
     [ -s "$out/$name.json" ] && continue
-    "$B" tune --meta "$m" --reward ce --data "$spec:train$sfx" --eval "$spec:test$sfx" --iters "$iters" \
+    "$B" tune --meta "$m" --reward "${REWARD:-ce}" --data "$spec:train$sfx" --eval "$spec:test$sfx" --iters "$iters" \
       --eval-models 5 --baseline sgd --out "$out/$name" --json --quiet "$@" > "$out/$name.json.tmp" 2> "$out/$name.err"
     mv "$out/$name.json.tmp" "$out/$name.json"
   done

@@ -348,7 +348,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let (bm, bs) = mean_std(&acc_before);
     let (am_, as_) = mean_std(&acc_after);
     let mut out = serde_json::json!({
-        "meta": a.meta, "out": a.out, "data": a.data, "eval": eval_spec, "iters": a.iters,
+        "meta": a.meta, "out": a.out, "reward": a.reward, "data": a.data, "eval": eval_spec, "iters": a.iters,
         "config": cfg, "degenerate_scale": a.degenerate_scale, "reward_batch": a.reward_batch,
         "eval_sampler": a.eval_sampler, "before_acc": bm, "before_acc_std": bs, "after_acc": am_, "after_acc_std": as_,
         "before_accs": acc_before, "after_accs": acc_after, "eval_models": a.eval_models,
