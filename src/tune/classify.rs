@@ -213,6 +213,14 @@ impl<'a> ClassifierReward<'a> {
                 spec.layout().dim()
             )));
         }
+        if let ClassifierObjective::CalibratedCrossEntropy { min_scale, max_scale } = objective {
+            if !(min_scale >= 0.0 && max_scale > min_scale && max_scale.is_finite()) {
+                return Err(TuneError::Reward(format!(
+                    "calibrated CE: logit scale bounds must satisfy 0 ≤ min < max < ∞, got [{min_scale}, {max_scale}]"
+                )));
+            }
+            output_layer(spec)?;
+        }
         if let ClassifierObjective::Cdc {
             p_labels, q, q_labels, ..
         } = &objective
@@ -253,11 +261,6 @@ impl ClassifierReward<'_> {
         min_scale: f32,
         max_scale: f32,
     ) -> Result<Vec<f32>, TuneError> {
-        if !(min_scale >= 0.0 && max_scale > min_scale && max_scale.is_finite()) {
-            return Err(TuneError::Reward(format!(
-                "calibrated CE: logit scale bounds must satisfy 0 ≤ min < max < ∞, got [{min_scale}, {max_scale}]"
-            )));
-        }
         let (n, c) = (labels.len(), self.spec.num_classes());
         let pop = Population::new(self.spec, w, k, self.threads).map_err(engine_err)?;
         let l = pop.logits(Input::Shared(images), n).map_err(engine_err)?;
@@ -495,6 +498,15 @@ mod tests {
         assert!((plain - plain3).abs() > 1e-2, "the plain CE must depend on the scale");
         let conv = ArchSpec::cnn3(3, 10, Activation::Gelu);
         assert!(output_layer(&conv).is_ok());
+        let inverted = ClassifierObjective::CalibratedCrossEntropy {
+            min_scale: 1.0,
+            max_scale: 0.5,
+        };
+        let dec = Box::new(AffineDecoder::identity(d));
+        let err = ClassifierReward::new(&spec, &data, norm, dec, inverted, 10, 0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("logit scale bounds"), "{err}");
     }
 
     /// Adjoint Matching with the CE reward on a velocity MLP over the tiny classifier's weights
