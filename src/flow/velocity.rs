@@ -69,6 +69,10 @@ pub trait VelocityField {
     fn velocity(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> Vec<f32>;
     /// `uᵀ ∂v/∂x` `[B, dim]` for `u [B, dim]` (row by row).
     fn vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> Vec<f32>;
+    /// `(v, uᵀ ∂v/∂x)` at the same points (one forward pass where the field can share it).
+    fn velocity_and_vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        (self.velocity(x, t, ctx), self.vjp_x(x, t, ctx, u))
+    }
 }
 
 /// The velocity MLP with its own parameters (a flat vector in the order of [`Self::layout`]).
@@ -282,6 +286,10 @@ impl VelocityField for VelocityMlp {
     }
 
     fn vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> Vec<f32> {
+        self.velocity_and_vjp_x(x, t, ctx, u).1
+    }
+
+    fn velocity_and_vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let cache = self.forward(x, t, ctx);
         let g = self.output_grad(u, t);
         let mut dx = self.backward(&cache, &g, false).1;
@@ -289,7 +297,7 @@ impl VelocityField for VelocityMlp {
             // v = (n − x)/(1 − t): the −x term adds −u/(1 − t).
             dx.iter_mut().zip(&g).for_each(|(d, gv)| *d -= gv);
         }
-        dx
+        (self.velocity_from_output(cache.out, x, t), dx)
     }
 }
 

@@ -330,17 +330,41 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         a1: &[f32],
         want: &[usize],
     ) -> Result<Vec<Vec<f32>>, TuneError> {
+        Ok(self.lean_adjoint_and_base_velocity(traj, ctx, a1, want)?.0)
+    }
+
+    /// [`Self::lean_adjoint`], and with `endpoint_steps` also the base velocity v_base(z_k, t_k)
+    /// of every wanted step k < N, which the step's VJP computes anyway (the regression needs
+    /// exactly these; `None` in the other scheme, whose VJPs sit at t_{k+1}).
+    #[allow(clippy::type_complexity)]
+    fn lean_adjoint_and_base_velocity(
+        &self,
+        traj: &[Vec<f32>],
+        ctx: &[f32],
+        a1: &[f32],
+        want: &[usize],
+    ) -> Result<(Vec<Vec<f32>>, Option<Vec<Vec<f32>>>), TuneError> {
         let b = self.config.batch;
         let ctx = self.ctx_rows(ctx, b)?;
         let n = self.grid.steps();
         check_len("adjoint: trajectory length", &vec![0.0; traj.len()], n + 1)?;
         let mut out = vec![Vec::new(); want.len()];
+        let mut v_base = vec![Vec::new(); want.len()];
         let lowest = want.iter().copied().min().unwrap_or(n);
         let mut a = a1.to_vec();
         for k in (lowest..n).rev() {
             let (t0, t1) = (self.grid.t[k], self.grid.t[k + 1]);
+            let slot = want.iter().position(|&w| w == k);
             if self.config.endpoint_steps {
-                let jta = self.whiten.vjp(self.base, &traj[k], &vec![t0; b], &ctx, &a)?;
+                let ts = vec![t0; b];
+                let jta = match slot {
+                    Some(i) => {
+                        let (v, jta) = self.whiten.velocity_and_vjp(self.base, &traj[k], &ts, &ctx, &a)?;
+                        v_base[i] = v;
+                        jta
+                    }
+                    None => self.whiten.vjp(self.base, &traj[k], &ts, &ctx, &a)?,
+                };
                 let (ca, cb, _) = endpoint_coeffs(t0, t1);
                 let s = 1.0 - t0;
                 a = a
@@ -353,14 +377,15 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
                 a = adjoint_step(&a, &jta, t0, t1);
             }
             check_finite("lean adjoint", &a)?;
-            if let Some(i) = want.iter().position(|&w| w == k) {
+            if let Some(i) = slot {
                 out[i] = a.clone();
             }
         }
         if let Some(i) = want.iter().position(|&w| w == n) {
             out[i] = a1.to_vec();
         }
-        Ok(out)
+        let complete = self.config.endpoint_steps && v_base.iter().all(|v| !v.is_empty());
+        Ok((out, complete.then_some(v_base)))
     }
 
     /// One iteration; `ctx` is one context row or one per trajectory.
@@ -400,7 +425,7 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
         let a1: Vec<f32> = g.iter().map(|v| -self.config.reward_scale * v).collect();
         let t_reward = start.elapsed().as_secs_f64();
 
-        let adj = self.lean_adjoint(&traj.z, ctx, &a1, &keep)?;
+        let (adj, v_base_steps) = self.lean_adjoint_and_base_velocity(&traj.z, ctx, &a1, &keep)?;
         let t_adjoint = start.elapsed().as_secs_f64();
 
         // Regression: stack the kept steps into one batch [|S|·B, dim].
@@ -414,7 +439,10 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             ts.extend(std::iter::repeat_n(self.grid.t[k], b));
             cs.extend_from_slice(&ctx_b);
         }
-        let v_base = self.whiten.velocity(self.base, &zs, &ts, &cs)?;
+        let v_base = match v_base_steps {
+            Some(steps) => steps.concat(),
+            None => self.whiten.velocity(self.base, &zs, &ts, &cs)?,
+        };
         let cw: Vec<f32> = if self.config.flow_units_loss {
             self.whiten.beta.iter().map(|b| b * b).collect()
         } else {

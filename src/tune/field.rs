@@ -26,6 +26,16 @@ pub trait Field {
     fn velocity(&self, x: &[f32], t: &[f32], ctx: &[f32]) -> Result<Vec<f32>, TuneError>;
     /// `uᵀ ∂v/∂x` per row, `[B, dim]`, for `u [B, dim]`.
     fn vjp_x(&self, x: &[f32], t: &[f32], ctx: &[f32], u: &[f32]) -> Result<Vec<f32>, TuneError>;
+    /// `(v, uᵀ ∂v/∂x)` at the same points; fields that can share one forward pass override it.
+    fn velocity_and_vjp_x(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        ctx: &[f32],
+        u: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
+        Ok((self.velocity(x, t, ctx)?, self.vjp_x(x, t, ctx, u)?))
+    }
 }
 
 /// A field with trainable parameters θ.
@@ -158,6 +168,27 @@ impl Whitening {
         check_len("whitened vjp: field output", &g, z.len())?;
         self.scale_by_beta(&mut g);
         Ok(g)
+    }
+
+    /// `(v_z, uᵀ ∂v_z/∂z)` from one call of the field (see [`Self::velocity`], [`Self::vjp`]).
+    pub fn velocity_and_vjp<F: Field + ?Sized>(
+        &self,
+        f: &F,
+        z: &[f32],
+        t: &[f32],
+        ctx: &[f32],
+        u: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
+        check_len("whitened vjp: z", z, t.len() * self.dim())?;
+        check_len("whitened vjp: u", u, z.len())?;
+        let mut ux = u.to_vec();
+        self.divide_by_beta(&mut ux);
+        let (mut v, mut g) = f.velocity_and_vjp_x(&self.to_x(z), t, ctx, &ux)?;
+        check_len("whitened velocity: field output", &v, z.len())?;
+        check_len("whitened vjp: field output", &g, z.len())?;
+        self.divide_by_beta(&mut v);
+        self.scale_by_beta(&mut g);
+        Ok((v, g))
     }
 
     /// `Σ dv_zᵀ ∂v_z/∂θ = param_grad(x, dv_z/β)`.

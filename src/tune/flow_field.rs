@@ -37,6 +37,17 @@ impl Field for VelocityMlp {
         check_len("velocity VJP cotangent", u, x.len())?;
         Ok(VelocityField::vjp_x(self, x, t, ctx, u))
     }
+    fn velocity_and_vjp_x(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        ctx: &[f32],
+        u: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
+        shapes_ok(self, x, t, ctx)?;
+        check_len("velocity VJP cotangent", u, x.len())?;
+        Ok(VelocityField::velocity_and_vjp_x(self, x, t, ctx, u))
+    }
 }
 
 impl TrainableField for VelocityMlp {
@@ -175,6 +186,31 @@ mod tests {
             opt.update(&mut m.params, &g);
         }
         m
+    }
+
+    /// The shared forward pass of the lean adjoint returns what the two separate calls return
+    /// (endpoint form, a context, a non-trivial whitening).
+    #[test]
+    fn velocity_and_vjp_share_one_forward_pass_exactly() {
+        let cfg = VelocityConfig {
+            ctx_dim: 2,
+            residual: true,
+            param: crate::flow::velocity::Parameterization::Endpoint,
+            ..toy_config(16, 2)
+        };
+        let m = VelocityMlp::new(cfg, 1, &mut crate::engine::rng::stream(3, "test-mlp", 0));
+        let w = Whitening {
+            alpha: vec![0.1, -0.2, 0.05],
+            beta: vec![0.5, 2.0, 1.5],
+        };
+        let z = [0.3f32, -0.7, 1.1, -0.2, 0.4, 0.9];
+        let t = [0.3f32, 0.8];
+        let ctx = [0.5f32, -1.0, 0.2, 0.1];
+        let u = [0.2f32, -1.0, 0.5, 1.5, 0.3, -0.4];
+        let (v, g) = w.velocity_and_vjp(&m, &z, &t, &ctx, &u).unwrap();
+        assert_eq!(v, w.velocity(&m, &z, &t, &ctx).unwrap());
+        assert_eq!(g, w.vjp(&m, &z, &t, &ctx, &u).unwrap());
+        assert!(w.velocity_and_vjp(&m, &z, &t, &ctx, &u[..5]).is_err());
     }
 
     /// The whole fine-tuner on the flow's velocity MLP, trained by flow matching to a Gaussian,
