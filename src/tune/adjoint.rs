@@ -356,15 +356,12 @@ impl<'b, B: Field + ?Sized, F: TrainableField> AdjointMatching<'b, B, F> {
             let (t0, t1) = (self.grid.t[k], self.grid.t[k + 1]);
             let slot = want.iter().position(|&w| w == k);
             if self.config.endpoint_steps {
-                let ts = vec![t0; b];
-                let jta = match slot {
-                    Some(i) => {
-                        let (v, jta) = self.whiten.velocity_and_vjp(self.base, &traj[k], &ts, &ctx, &a)?;
-                        v_base[i] = v;
-                        jta
-                    }
-                    None => self.whiten.vjp(self.base, &traj[k], &ts, &ctx, &a)?,
-                };
+                let (v, jta) = self
+                    .whiten
+                    .velocity_and_vjp(self.base, &traj[k], &vec![t0; b], &ctx, &a)?;
+                if let Some(i) = slot {
+                    v_base[i] = v;
+                }
                 let (ca, cb, _) = endpoint_coeffs(t0, t1);
                 let s = 1.0 - t0;
                 a = a

@@ -152,7 +152,8 @@ impl Whitening {
         Ok(v)
     }
 
-    /// `uᵀ ∂v_z/∂z = β ⊙ vjp_x(x, (u/β))`.
+    /// `uᵀ ∂v_z/∂z = β ⊙ vjp_x(x, (u/β))` (through [`Self::velocity_and_vjp`]: the fields that
+    /// matter share the forward pass, so the velocity costs next to nothing).
     pub fn vjp<F: Field + ?Sized>(
         &self,
         f: &F,
@@ -161,10 +162,10 @@ impl Whitening {
         ctx: &[f32],
         u: &[f32],
     ) -> Result<Vec<f32>, TuneError> {
-        Ok(self.whitened_vjp(f, z, t, ctx, u, false)?.1)
+        Ok(self.velocity_and_vjp(f, z, t, ctx, u)?.1)
     }
 
-    /// `(v_z, uᵀ ∂v_z/∂z)` from one call of the field (see [`Self::velocity`], [`Self::vjp`]).
+    /// `(v_z, uᵀ ∂v_z/∂z)` from one call of the field (see [`Self::velocity`]).
     pub fn velocity_and_vjp<F: Field + ?Sized>(
         &self,
         f: &F,
@@ -173,34 +174,14 @@ impl Whitening {
         ctx: &[f32],
         u: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>), TuneError> {
-        let (v, g) = self.whitened_vjp(f, z, t, ctx, u, true)?;
-        Ok((v.unwrap_or_default(), g))
-    }
-
-    /// The VJP in whitened coordinates, and v_z too when `with_velocity`.
-    fn whitened_vjp<F: Field + ?Sized>(
-        &self,
-        f: &F,
-        z: &[f32],
-        t: &[f32],
-        ctx: &[f32],
-        u: &[f32],
-        with_velocity: bool,
-    ) -> Result<(Option<Vec<f32>>, Vec<f32>), TuneError> {
         check_len("whitened vjp: z", z, t.len() * self.dim())?;
         check_len("whitened vjp: u", u, z.len())?;
         let mut ux = u.to_vec();
         self.divide_by_beta(&mut ux);
-        let x = self.to_x(z);
-        let (v, mut g) = if with_velocity {
-            let (mut v, g) = f.velocity_and_vjp_x(&x, t, ctx, &ux)?;
-            check_len("whitened velocity: field output", &v, z.len())?;
-            self.divide_by_beta(&mut v);
-            (Some(v), g)
-        } else {
-            (None, f.vjp_x(&x, t, ctx, &ux)?)
-        };
+        let (mut v, mut g) = f.velocity_and_vjp_x(&self.to_x(z), t, ctx, &ux)?;
+        check_len("whitened velocity: field output", &v, z.len())?;
         check_len("whitened vjp: field output", &g, z.len())?;
+        self.divide_by_beta(&mut v);
         self.scale_by_beta(&mut g);
         Ok((v, g))
     }
