@@ -311,6 +311,50 @@ fn detect_and_grid_on_synthetic_shift() {
     assert!(t["final_reward"].as_f64().is_some_and(f64::is_finite), "{t}");
     let (good, _, err) = tune_with("accuracy");
     assert!(!good && err.contains("--reward accuracy"), "{err}");
+    // The elite warm start: the kept candidates are the lowest-loss ones, and the JSON reports
+    // their accuracies and the warm-started law's; an elite larger than the pool is refused.
+    let warm = |elite: &'static str| {
+        run(&[
+            "tune",
+            "--meta",
+            m,
+            "--data",
+            REF,
+            "--iters",
+            "1",
+            "--batch",
+            "4",
+            "--eval-models",
+            "2",
+            "--warm-start",
+            "6",
+            "--warm-elite",
+            elite,
+            "--warm-iters",
+            "3",
+            "--warm-batch",
+            "4",
+            "--json",
+            "--quiet",
+            "--out",
+            calibrated.to_str().unwrap(),
+        ])
+    };
+    let (good, out, err) = warm("2");
+    assert!(good, "{err}");
+    let t: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"));
+    let w = &t["warm_start"];
+    let losses = numbers(&w["elite_losses"]);
+    assert_eq!(losses.len(), 2, "{t}");
+    assert!(
+        losses[0] <= losses[1] && losses[1] <= w["candidate_loss_median"].as_f64().unwrap(),
+        "{t}"
+    );
+    assert_eq!(numbers(&w["elite_accs"]).len(), 2, "{t}");
+    assert_eq!(numbers(&w["warm_accs"]).len(), 2, "{t}");
+    assert!(w["loss_last20"].as_f64().is_some_and(f64::is_finite), "{t}");
+    let (good, _, err) = warm("7");
+    assert!(!good && err.contains("--warm-start") && err.contains("elite"), "{err}");
     let b = detect("bbsd", "--meta", m, SHIFTED, "2");
     has_shape(&b);
     // Meta-Detectron (2 fine-tuning iterations, 3 P* samples): the first call computes the P*

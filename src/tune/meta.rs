@@ -8,6 +8,7 @@ use super::classify::AffineDecoder;
 use super::field::TrainableField;
 use super::flow_field::whitening_for;
 use super::reward::Reward;
+use super::warm::{distill, WarmStartConfig};
 use super::TuneError;
 use crate::flow::model::MetaModel;
 use crate::flow::VelocityMlp;
@@ -98,6 +99,23 @@ pub fn fine_tune(
     ctx: &[f32],
     iters: usize,
     degenerate_scale: f32,
+    on_iter: impl FnMut(&IterStats, &VelocityMlp) -> Result<(), TuneError>,
+) -> Result<Tuned, TuneError> {
+    let start = meta.velocity.clone();
+    fine_tune_from(meta, start, reward, config, ctx, iters, degenerate_scale, on_iter)
+}
+
+/// [`fine_tune`] with the fine-tuned copy starting at `start` (e.g. [`warm_start`]'s field)
+/// instead of the base velocity; the tilt is still of the base law.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune_from(
+    meta: &MetaModel,
+    start: VelocityMlp,
+    reward: &mut dyn Reward,
+    config: AmConfig,
+    ctx: &[f32],
+    iters: usize,
+    degenerate_scale: f32,
     mut on_iter: impl FnMut(&IterStats, &VelocityMlp) -> Result<(), TuneError>,
 ) -> Result<Tuned, TuneError> {
     let whiten = whitening(meta, degenerate_scale)?;
@@ -105,7 +123,7 @@ pub fn fine_tune(
     let mut config = config;
     config.endpoint_steps |= endpoint_form(meta);
     let keep_best = config.keep_best;
-    let mut am = AdjointMatching::new(base, base.clone(), whiten, config)?;
+    let mut am = AdjointMatching::new(base, start, whiten, config)?;
     let mut log = Vec::with_capacity(iters);
     // The field the caller sees: the current one, or its Polyak average.
     let mut averaged = am.averaged_params().map(|_| am.ft.clone());
@@ -148,6 +166,20 @@ pub fn sample_sde(
     seed: u64,
 ) -> Result<Vec<f32>, TuneError> {
     use super::classify::WeightDecoder;
+    let x = sample_sde_flow_coords(meta, field, ctx, n, config, degenerate_scale, seed)?;
+    decoder(meta).decode(&x)
+}
+
+/// [`sample_sde`] before the decoder: `[n, D]` in the flow's (standardized) coordinates.
+pub fn sample_sde_flow_coords(
+    meta: &MetaModel,
+    field: &VelocityMlp,
+    ctx: &[f32],
+    n: usize,
+    config: &AmConfig,
+    degenerate_scale: f32,
+    seed: u64,
+) -> Result<Vec<f32>, TuneError> {
     let whiten = whitening(meta, degenerate_scale)?;
     let cfg = AmConfig {
         batch: n,
@@ -157,8 +189,28 @@ pub fn sample_sde(
     };
     let am = AdjointMatching::new(&meta.velocity, field.clone(), whiten, cfg)?;
     let traj = am.sample_trajectories(ctx, &[], 0)?;
-    let x = am.whiten.to_x(&traj.z[am.grid.steps()]);
-    decoder(meta).decode(&x)
+    Ok(am.whiten.to_x(&traj.z[am.grid.steps()]))
+}
+
+/// The elite warm start ([`super::warm`]): a copy of `meta`'s velocity moved by flow matching
+/// onto the endpoints `elite_x [k, D]` (flow coordinates, e.g. the best rows of
+/// [`sample_sde_flow_coords`]) with context row `ctx`. Returns the field and the loss per
+/// iteration; `cfg.endpoint_weight` is set from the meta-model's parameterization.
+pub fn warm_start(
+    meta: &MetaModel,
+    elite_x: &[f32],
+    ctx: &[f32],
+    cfg: &WarmStartConfig,
+    degenerate_scale: f32,
+) -> Result<(VelocityMlp, Vec<f32>), TuneError> {
+    let whiten = whitening(meta, degenerate_scale)?;
+    let cfg = WarmStartConfig {
+        endpoint_weight: endpoint_form(meta),
+        ..cfg.clone()
+    };
+    let mut field = meta.velocity.clone();
+    let losses = distill(&mut field, &whiten, &whiten.to_z(elite_x), ctx, &cfg)?;
+    Ok((field, losses))
 }
 
 #[cfg(test)]

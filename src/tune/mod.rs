@@ -13,6 +13,7 @@
 //! - [`plot`]: a minimal SVG line plot of the training log.
 //! - [`temperature`]: the temperature-calibrated cross-entropy (the `ce-calibrated` reward).
 //! - [`tilt`]: what the tilt can reach, by importance weighting of base samples.
+//! - [`warm`]: the elite warm start (flow matching onto the best of N base samples).
 
 pub mod adjoint;
 pub mod baseline;
@@ -26,6 +27,7 @@ pub mod reward;
 pub mod sde;
 pub mod temperature;
 pub mod tilt;
+pub mod warm;
 
 pub use adjoint::{AdjointMatching, AmConfig, IterStats, Scope, Timings};
 pub use field::{Field, TrainableField, Whitening};
