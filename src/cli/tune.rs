@@ -534,7 +534,7 @@ fn elite_warm_start(
             losses.last().copied().unwrap_or(f32::NAN)
         );
     }
-    let tail = losses.len().min(20).max(1);
+    let tail = losses.len().clamp(1, 20);
     let report = serde_json::json!({
         "config": wcfg, "elite_acc": em, "elite_acc_std": es, "elite_accs": elite_acc,
         "elite_losses": elite.iter().map(|&i| scored.loss[i]).collect::<Vec<_>>(),
