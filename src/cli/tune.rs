@@ -131,13 +131,22 @@ pub struct TuneArgs {
     #[arg(long)]
     pub baseline_iters: Option<usize>,
     /// Elite warm start: draw this many candidates from the base law (the SDE), keep the
-    /// `--warm-elite` with the lowest cross-entropy on all of --data, and move the field onto them
+    /// `--warm-elite` with the lowest cross-entropy on --data (`--warm-score-images` of it), and move the field onto them
     /// by flow matching before Adjoint Matching starts (0 = off). Adjoint Matching is local and on
     /// MNIST level 2 stops on a 74 % mode while 1 in 256 base classifiers scores 90 %
     /// (RESULTS.md, session 21). The JSON's `warm_start` reports the elite's own accuracy and the
     /// warm-started law's before fine-tuning
     #[arg(long, default_value_t = 0)]
     pub warm_start: usize,
+    /// With --warm-start: tilt the warm-started law instead of the base (the lean adjoint and the
+    /// regression read the warm field as v_base), so the fine-tuning starts at its own fixed point
+    /// for r = 0 instead of being pulled back toward the base law first.
+    #[arg(long)]
+    pub warm_base: bool,
+    /// Images of --data the warm start scores each candidate on (drawn once with a fixed seed;
+    /// 0 = all).
+    #[arg(long, default_value_t = 10000)]
+    pub warm_score_images: usize,
     /// Candidates the warm start keeps.
     #[arg(long, default_value_t = 8)]
     pub warm_elite: usize,
@@ -293,9 +302,12 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             endpoint_weight: endpoint_form(&meta),
             seed: a.seed,
         };
+        let score_idx =
+            crate::tune::classify::eval_indices(train.len(), (a.warm_score_images > 0).then_some(a.warm_score_images));
+        let score_set = train.try_subset(&score_idx)?;
         let setting = WarmSetting {
             arch: &arch,
-            train: &train,
+            train: &score_set,
             eval: &eval,
             norm: &norm,
             limit,
@@ -338,9 +350,21 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
     let mut eval_curve: Vec<f64> = Vec::new();
     let t_start = std::time::Instant::now();
+    if a.warm_base && warm.is_none() {
+        bail!("--warm-base needs --warm-start N (N ≥ 1)");
+    }
     let start = warm.as_ref().map_or_else(|| meta.velocity.clone(), |(f, _)| f.clone());
+    // The law being tilted: the base, or with --warm-base the warm-started one.
+    let tilted = match &warm {
+        Some((f, _)) if a.warm_base => {
+            let mut m = meta.clone();
+            m.velocity = f.clone();
+            std::borrow::Cow::Owned(m)
+        }
+        _ => std::borrow::Cow::Borrowed(&meta),
+    };
     let tuned = fine_tune_from(
-        &meta,
+        &tilted,
         start,
         &mut reward,
         cfg.clone(),
@@ -479,7 +503,7 @@ struct WarmSetting<'a> {
 const WARM_CHUNK: usize = 64;
 
 /// `--warm-start`: draws the candidates from the base law's SDE, keeps the elite by cross-entropy
-/// on all of --data, and distils the field onto it ([`warm_start`]). Returns the field and the
+/// on `s.train` (--data or its `--warm-score-images` subset), and distils the field onto it ([`warm_start`]). Returns the field and the
 /// JSON report (the elite's own accuracies, its losses, the distillation loss curve's ends).
 fn elite_warm_start(
     meta: &MetaModel,
