@@ -138,11 +138,6 @@ pub struct TuneArgs {
     /// warm-started law's before fine-tuning
     #[arg(long, default_value_t = 0)]
     pub warm_start: usize,
-    /// With --warm-start: tilt the warm-started law instead of the base (the lean adjoint and the
-    /// regression read the warm field as v_base), so the fine-tuning starts at its own fixed point
-    /// for r = 0 instead of being pulled back toward the base law first.
-    #[arg(long)]
-    pub warm_base: bool,
     /// Images of --data the warm start scores each candidate on (drawn once with a fixed seed;
     /// 0 = all).
     #[arg(long, default_value_t = 10000)]
@@ -350,21 +345,9 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
     let mut eval_curve: Vec<f64> = Vec::new();
     let t_start = std::time::Instant::now();
-    if a.warm_base && warm.is_none() {
-        bail!("--warm-base needs --warm-start N (N ≥ 1)");
-    }
     let start = warm.as_ref().map_or_else(|| meta.velocity.clone(), |(f, _)| f.clone());
-    // The law being tilted: the base, or with --warm-base the warm-started one.
-    let tilted = match &warm {
-        Some((f, _)) if a.warm_base => {
-            let mut m = meta.clone();
-            m.velocity = f.clone();
-            std::borrow::Cow::Owned(m)
-        }
-        _ => std::borrow::Cow::Borrowed(&meta),
-    };
     let tuned = fine_tune_from(
-        &tilted,
+        &meta,
         start,
         &mut reward,
         cfg.clone(),
