@@ -7,7 +7,7 @@ use crate::flow::model::MetaModel;
 use crate::flow::sample::{embed_context, sample};
 use crate::tune::adjoint::{AmConfig, IterStats, Timings};
 use crate::tune::baseline::SgdBaseline;
-use crate::tune::classify::{accuracies, ClassifierObjective, ClassifierReward};
+use crate::tune::classify::{accuracies, objective_losses, ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, endpoint_form, fine_tune_from, sample_sde, sample_sde_flow_coords, warm_start};
 use crate::tune::plot::svg_panels;
 use crate::tune::tilt::{cross_entropy_reach, REACH_LAMBDAS};
@@ -131,7 +131,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub baseline_iters: Option<usize>,
     /// Elite warm start: draw this many candidates from the base law (the SDE), keep the
-    /// `--warm-elite` with the lowest cross-entropy on --data (`--warm-score-images` of it), and move the field onto them
+    /// `--warm-elite` with the lowest loss of --reward on --data (`--warm-score-images` of it), and move the field onto them
     /// by flow matching before Adjoint Matching starts (0 = off). Adjoint Matching is local and on
     /// MNIST level 2 stops on a 74 % mode while 1 in 256 base classifiers scores 90 %
     /// (RESULTS.md, session 21). The JSON's `warm_start` reports the elite's own accuracy and the
@@ -299,10 +299,11 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         };
         let score_idx =
             crate::tune::classify::eval_indices(train.len(), (a.warm_score_images > 0).then_some(a.warm_score_images));
-        let score_set = train.try_subset(&score_idx)?;
         let setting = WarmSetting {
             arch: &arch,
-            train: &score_set,
+            train: &train,
+            score_idx: &score_idx,
+            objective: &objective,
             eval: &eval,
             norm: &norm,
             limit,
@@ -476,6 +477,10 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
 struct WarmSetting<'a> {
     arch: &'a crate::nets::ArchSpec,
     train: &'a Dataset,
+    /// The images of `train` the candidates are scored on.
+    score_idx: &'a [usize],
+    /// The reward's objective, which ranks the candidates.
+    objective: &'a ClassifierObjective,
     eval: &'a Dataset,
     norm: &'a Normalization,
     limit: Option<usize>,
@@ -485,8 +490,8 @@ struct WarmSetting<'a> {
 /// Candidates drawn per SDE batch of the warm start (bounds the trajectory memory).
 const WARM_CHUNK: usize = 64;
 
-/// `--warm-start`: draws the candidates from the base law's SDE, keeps the elite by cross-entropy
-/// on `s.train` (--data or its `--warm-score-images` subset), and distils the field onto it ([`warm_start`]). Returns the field and the
+/// `--warm-start`: draws the candidates from the base law's SDE, keeps the elite by the reward's
+/// loss (cross-entropy, or the calibrated one) on `--warm-score-images` images of --data, and distils the field onto it ([`warm_start`]). Returns the field and the
 /// JSON report (the elite's own accuracies, its losses, the distillation loss curve's ends).
 fn elite_warm_start(
     meta: &MetaModel,
@@ -517,8 +522,17 @@ fn elite_warm_start(
         )?);
     }
     let w = decoder(meta).decode(&xs)?;
-    let scored = crate::zoo::evaluate(s.arch, &w, wcfg.candidates, s.train, s.norm, s.threads)?;
-    let elite = lowest(&scored.loss, wcfg.elite);
+    let losses_all = objective_losses(
+        s.arch,
+        &w,
+        wcfg.candidates,
+        s.train,
+        s.score_idx,
+        s.norm,
+        s.objective,
+        s.threads,
+    )?;
+    let elite = lowest(&losses_all, wcfg.elite);
     // Rows `elite` of `v [candidates, len]`.
     let gather = |v: &[f32]| -> Vec<f32> {
         let len = v.len() / wcfg.candidates;
@@ -529,7 +543,7 @@ fn elite_warm_start(
     };
     let elite_acc = accuracies(s.arch, &gather(&w), wcfg.elite, s.eval, s.norm, s.limit, s.threads)?;
     let (field, losses) = warm_start(meta, &gather(&xs), ctx, wcfg, degenerate_scale)?;
-    let mut sorted = scored.loss.clone();
+    let mut sorted = losses_all.clone();
     sorted.sort_by(f64::total_cmp);
     let (em, es) = mean_std(&elite_acc);
     if !quiet {
@@ -544,7 +558,7 @@ fn elite_warm_start(
     let tail = losses.len().clamp(1, 20);
     let report = serde_json::json!({
         "config": wcfg, "elite_acc": em, "elite_acc_std": es, "elite_accs": elite_acc,
-        "elite_losses": elite.iter().map(|&i| scored.loss[i]).collect::<Vec<_>>(),
+        "elite_losses": elite.iter().map(|&i| losses_all[i]).collect::<Vec<_>>(),
         "candidate_loss_median": sorted[sorted.len() / 2],
         "loss_first": losses.first(), "loss_last20": losses.iter().rev().take(tail).sum::<f32>() / tail as f32,
         "seconds": started.elapsed().as_secs_f64(),

@@ -157,6 +157,49 @@ pub fn accuracies(
         .collect())
 }
 
+/// The loss −r of each of K classifiers `w [K, D]` on the images `idx` of `data`, for the
+/// label objectives: the mean cross-entropy, or the temperature-calibrated one
+/// ([`super::temperature`], one scale per classifier over all of `idx`). Ranks candidates the
+/// way the reward does (the warm start of `tune`). `Cdc` has no labels of its own: an error.
+#[allow(clippy::too_many_arguments)]
+pub fn objective_losses(
+    spec: &ArchSpec,
+    w: &[f32],
+    k: usize,
+    data: &Dataset,
+    idx: &[usize],
+    norm: &Normalization,
+    objective: &ClassifierObjective,
+    threads: usize,
+) -> Result<Vec<f64>, TuneError> {
+    let (lo, hi) = match objective {
+        ClassifierObjective::CrossEntropy => (1.0, 1.0),
+        ClassifierObjective::CalibratedCrossEntropy { min_scale, max_scale } => (*min_scale as f64, *max_scale as f64),
+        ClassifierObjective::Cdc { .. } => {
+            return Err(TuneError::Config(
+                "candidate losses need a label objective (ce or ce-calibrated)".into(),
+            ))
+        }
+    };
+    if idx.is_empty() {
+        return Err(TuneError::Reward(format!("{}: no images to score on", data.name)));
+    }
+    let c = spec.num_classes();
+    let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
+    let all = logits(spec, w, k, data, idx, norm, threads)?; // [K, n, C]
+    Ok(all
+        .chunks(idx.len() * c)
+        .map(|l| {
+            let s = if lo < hi {
+                super::temperature::optimal_scale(l, &labels, c, lo, hi)
+            } else {
+                lo
+            };
+            super::temperature::scaled_ce(l, &labels, c, s).0
+        })
+        .collect())
+}
+
 /// What a [`ClassifierReward`] scores.
 #[derive(Clone, Debug)]
 pub enum ClassifierObjective {
@@ -507,6 +550,40 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("logit scale bounds"), "{err}");
+    }
+
+    /// The candidate losses of the warm start equal −(the reward) on a minibatch holding every
+    /// image, for both label objectives, and for two classifiers at once.
+    #[test]
+    fn objective_losses_are_the_rewards_on_all_images() {
+        let (spec, data) = tiny();
+        let d = spec.layout().dim();
+        let mut rng = stream(4, "tiny-x", 0);
+        let w: Vec<f32> = (0..2 * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let norm = Normalization::IDENTITY;
+        let all: Vec<usize> = (0..data.len()).collect();
+        let calibrated = ClassifierObjective::CalibratedCrossEntropy {
+            min_scale: 0.01,
+            max_scale: 100.0,
+        };
+        for objective in [ClassifierObjective::CrossEntropy, calibrated] {
+            let losses = objective_losses(&spec, &w, 2, &data, &all, &norm, &objective, 1).unwrap();
+            let dec = Box::new(AffineDecoder::identity(d));
+            let mut r = ClassifierReward::new(&spec, &data, norm, dec, objective.clone(), 1000, 0).unwrap();
+            let (vals, _) = r.value_and_grad(&w).unwrap();
+            for (l, v) in losses.iter().zip(&vals) {
+                assert!((l + *v as f64).abs() < 1e-4, "{objective:?}: loss {l} vs reward {v}");
+            }
+            assert!((losses[0] - losses[1]).abs() > 1e-3, "two different classifiers");
+        }
+        let cdc = ClassifierObjective::Cdc {
+            p_labels: data.labels.clone(),
+            q: data.subset(&[0, 1]),
+            q_labels: vec![0, 1],
+            kappa: 1.0,
+        };
+        assert!(objective_losses(&spec, &w, 2, &data, &all, &norm, &cdc, 1).is_err());
+        assert!(objective_losses(&spec, &w, 2, &data, &[], &norm, &ClassifierObjective::CrossEntropy, 1).is_err());
     }
 
     /// Adjoint Matching with the CE reward on a velocity MLP over the tiny classifier's weights
