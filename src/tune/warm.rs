@@ -8,9 +8,10 @@
 //! start that begins the fine-tuning there is a step toward the same target, not a new one:
 //!
 //! 1. draw N candidates from the base law (the memoryless SDE the fine-tuning samples);
-//! 2. keep the k with the lowest cross-entropy on the reward data (the hard-threshold version of
+//! 2. keep the k with the lowest loss −r on the reward data (plain or temperature-calibrated
+//!    cross-entropy, as the reward; `classify::objective_losses`): the hard-threshold version of
 //!    the importance weights exp(λ r_i) of [`super::tilt`], which at λ = 300 put all weight on
-//!    one or two candidates);
+//!    one or two candidates;
 //! 3. conditional flow matching of the field onto those k endpoints from fresh N(0, I) sources
 //!    (independent pairs, x_t = t x1 + (1 − t) x0, target x1 − x0, in whitened coordinates), with
 //!    the loss measured in the flow's own units (each coordinate's residual times β) and, for an
