@@ -310,11 +310,10 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             limit,
             threads,
         };
-        let (field, report) = elite_warm_start(&meta, &ctx, &cfg, a.degenerate_scale, &wcfg, &setting, a.quiet)
+        let (field, mut report) = elite_warm_start(&meta, &ctx, &cfg, a.degenerate_scale, &wcfg, &setting, a.quiet)
             .context("--warm-start")?;
         let w_warm = generate(&field)?;
         let acc_warm = accuracies(&arch, &w_warm, a.eval_models, &eval, &norm, limit, threads)?;
-        let mut report = report;
         let (wm, ws) = mean_std(&acc_warm);
         report["warm_acc"] = serde_json::json!(wm);
         report["warm_acc_std"] = serde_json::json!(ws);
@@ -492,8 +491,9 @@ struct WarmSetting<'a> {
 const WARM_CHUNK: usize = 64;
 
 /// `--warm-start`: draws the candidates from the base law's SDE, keeps the elite by the reward's
-/// loss (cross-entropy, or the calibrated one) on `--warm-score-images` images of --data, and distils the field onto it ([`warm_start`]). Returns the field and the
-/// JSON report (the elite's own accuracies, its losses, the distillation loss curve's ends).
+/// loss (cross-entropy, or the calibrated one) on `--warm-score-images` images of --data, and
+/// distils the field onto it ([`warm_start`]). Returns the field and the JSON report (the
+/// elite's own accuracies, its losses, the distillation loss curve's ends).
 fn elite_warm_start(
     meta: &MetaModel,
     ctx: &[f32],
