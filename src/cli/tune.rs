@@ -543,7 +543,20 @@ fn elite_warm_start(
             .collect()
     };
     let elite_acc = accuracies(s.arch, &gather(&w), wcfg.elite, s.eval, s.norm, s.limit, s.threads)?;
-    let (field, losses) = warm_start(meta, &gather(&xs), ctx, wcfg, degenerate_scale)?;
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(wcfg.iters as u64)
+    };
+    pb.set_style(
+        ProgressStyle::with_template("warm start {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (field, losses) = warm_start(meta, &gather(&xs), ctx, wcfg, degenerate_scale, |_, loss| {
+        pb.set_message(format!("flow-matching loss {loss:.3}"));
+        pb.inc(1);
+    })?;
+    pb.finish_and_clear();
     let mut sorted = losses_all.clone();
     sorted.sort_by(f64::total_cmp);
     let (em, es) = mean_std(&elite_acc);

@@ -194,14 +194,16 @@ pub fn sample_sde_flow_coords(
 
 /// The elite warm start ([`super::warm`]): a copy of `meta`'s velocity moved by flow matching
 /// onto the endpoints `elite_x [k, D]` (flow coordinates, e.g. the best rows of
-/// [`sample_sde_flow_coords`]) with context row `ctx`. Returns the field and the loss per
-/// iteration; `cfg.endpoint_weight` is set from the meta-model's parameterization.
+/// [`sample_sde_flow_coords`]) with context row `ctx`; `on_iter(i, loss)` sees every iteration.
+/// Returns the field and the loss per iteration; `cfg.endpoint_weight` is set from the
+/// meta-model's parameterization.
 pub fn warm_start(
     meta: &MetaModel,
     elite_x: &[f32],
     ctx: &[f32],
     cfg: &WarmStartConfig,
     degenerate_scale: f32,
+    on_iter: impl FnMut(usize, f32),
 ) -> Result<(VelocityMlp, Vec<f32>), TuneError> {
     let whiten = whitening(meta, degenerate_scale)?;
     let cfg = WarmStartConfig {
@@ -209,7 +211,7 @@ pub fn warm_start(
         ..cfg.clone()
     };
     let mut field = meta.velocity.clone();
-    let losses = distill(&mut field, &whiten, &whiten.to_z(elite_x), ctx, &cfg)?;
+    let losses = distill(&mut field, &whiten, &whiten.to_z(elite_x), ctx, &cfg, on_iter)?;
     Ok((field, losses))
 }
 

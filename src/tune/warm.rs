@@ -85,14 +85,16 @@ pub fn lowest(losses: &[f64], k: usize) -> Vec<usize> {
 }
 
 /// Moves `field` onto the endpoints `targets_z [k, dim]` (whitened) by conditional flow matching
-/// from z0 ~ N(0, I) with context row `ctx [ctx_dim]` (see the module doc). Returns the loss of
-/// every iteration (mean over the batch of Σ_c β_c² w(t) residual_c²).
+/// from z0 ~ N(0, I) with context row `ctx [ctx_dim]` (see the module doc); `on_iter(i, loss)`
+/// sees every iteration (progress). Returns the loss of every iteration (mean over the batch of
+/// Σ_c β_c² w(t) residual_c²).
 pub fn distill<F: TrainableField>(
     field: &mut F,
     whiten: &Whitening,
     targets_z: &[f32],
     ctx: &[f32],
     cfg: &WarmStartConfig,
+    mut on_iter: impl FnMut(usize, f32),
 ) -> Result<Vec<f32>, TuneError> {
     cfg.validate()?;
     let d = field.dim();
@@ -149,6 +151,7 @@ pub fn distill<F: TrainableField>(
         check_finite("warm-start parameter gradient", &grad)?;
         opt.update_with_lr(field.params_mut(), &grad, cfg.lr);
         losses.push(loss);
+        on_iter(it, loss);
     }
     Ok(losses)
 }
@@ -184,11 +187,11 @@ mod tests {
         let mut f = Corrected::new(base, 2);
         let w = Whitening::identity(2);
         let bad_elite = WarmStartConfig { elite: 5, ..config(1) };
-        assert!(distill(&mut f, &w, &[0.0; 2], &[], &bad_elite).is_err());
+        assert!(distill(&mut f, &w, &[0.0; 2], &[], &bad_elite, |_, _| {}).is_err());
         let bad_lr = WarmStartConfig { lr: 0.0, ..config(1) };
-        assert!(distill(&mut f, &w, &[0.0; 2], &[], &bad_lr).is_err());
-        assert!(distill(&mut f, &w, &[0.0; 3], &[], &config(1)).is_err());
-        assert!(distill(&mut f, &w, &[f32::NAN, 0.0], &[], &config(1)).is_err());
+        assert!(distill(&mut f, &w, &[0.0; 2], &[], &bad_lr, |_, _| {}).is_err());
+        assert!(distill(&mut f, &w, &[0.0; 3], &[], &config(1), |_, _| {}).is_err());
+        assert!(distill(&mut f, &w, &[f32::NAN, 0.0], &[], &config(1), |_, _| {}).is_err());
     }
 
     /// Base N(0, I) → N(0, I) (v_base(x, t) is the Gaussian flow's); distilled onto 400 points
@@ -207,7 +210,9 @@ mod tests {
             })
             .collect();
         let w = Whitening::identity(d);
-        let losses = distill(&mut field, &w, &targets, &[], &config(3000)).unwrap();
+        let mut seen = 0;
+        let losses = distill(&mut field, &w, &targets, &[], &config(3000), |_, _| seen += 1).unwrap();
+        assert_eq!(seen, 3000);
         let head = losses[..50].iter().sum::<f32>() / 50.0;
         let tail = losses[losses.len() - 50..].iter().sum::<f32>() / 50.0;
         assert!(tail < 0.6 * head, "loss {head} → {tail}");
