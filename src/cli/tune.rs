@@ -187,6 +187,18 @@ fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
     ds.to_tensor(&idx, &Normalization::IDENTITY)
 }
 
+/// A progress bar of `len` steps labelled `label` (hidden when `quiet`).
+fn progress_bar(label: &str, len: usize, quiet: bool) -> ProgressBar {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len as u64)
+    };
+    let template = format!("{label} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}");
+    pb.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb
+}
+
 fn mean_std(v: &[f32]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
@@ -334,15 +346,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         a.reward_batch,
         a.seed,
     )?;
-    let pb = if a.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(a.iters as u64)
-    };
-    pb.set_style(
-        ProgressStyle::with_template("tune {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let pb = progress_bar("tune", a.iters, a.quiet);
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
     let mut eval_curve: Vec<f64> = Vec::new();
     let t_start = std::time::Instant::now();
@@ -543,15 +547,7 @@ fn elite_warm_start(
             .collect()
     };
     let elite_acc = accuracies(s.arch, &gather(&w), wcfg.elite, s.eval, s.norm, s.limit, s.threads)?;
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(wcfg.iters as u64)
-    };
-    pb.set_style(
-        ProgressStyle::with_template("warm start {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let pb = progress_bar("warm start", wcfg.iters, quiet);
     let (field, losses) = warm_start(meta, &gather(&xs), ctx, wcfg, degenerate_scale, |_, loss| {
         pb.set_message(format!("flow-matching loss {loss:.3}"));
         pb.inc(1);
