@@ -7,6 +7,8 @@
 #   META: a meta-model conditioned on both datasets (e.g. Table 1's meta-ot), or one per dataset
 #   as `mnist=DIR,cifar10=DIR`; ITERS default 50, CORRUPTION default gaussian_noise (grayscale
 #   sets take the ImageNet-C noise levels). REWARD=ce-calibrated switches the reward.
+# RESULTS.md session 23's table: REWARD=ce-calibrated tools/table2.sh OUT META 100 gaussian_noise
+#   --seed 1 --warm-start 256 (the elite warm start; 39 min on 2 cores).
 set -euo pipefail
 out=$1; meta=$2; iters=${3:-50}; corr=${4:-gaussian_noise}; shift $(( $# < 4 ? $# : 4 ))
 B=${B:-target/release/weightflow}
