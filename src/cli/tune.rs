@@ -135,8 +135,9 @@ pub struct TuneArgs {
     /// and move the field onto them by flow matching before Adjoint Matching starts (0 = off).
     /// Adjoint Matching is local: on MNIST level 2 it stops on a 74 % mode while 1 in 256 base
     /// classifiers scores 90 %; with `--reward ce-calibrated --warm-start 256` all 32 classifiers
-    /// end at 87–93 % (RESULTS.md, session 23). The JSON's `warm_start` reports the elite's own
-    /// accuracies and the warm-started law's before fine-tuning.
+    /// end at 87–93 % on seed 1 (RESULTS.md, session 23). It finds only what the candidates hold:
+    /// where none scores above 80 % (seed 2) the run ends near 77 %. The JSON's `warm_start`
+    /// reports the elite's own accuracies and the warm-started law's before fine-tuning.
     #[arg(long, default_value_t = 0)]
     pub warm_start: usize,
     /// Images of --data the warm start scores each candidate on (drawn once with a fixed seed;
