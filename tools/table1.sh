@@ -1,5 +1,5 @@
 #!/bin/bash
-# Table 1 analog (issue 5): one conditional meta-model over the MNIST, Fashion-MNIST and CIFAR-10
+# Table 1 analog (RESULTS.md, "Table 1"): one conditional meta-model over the MNIST, Fashion-MNIST and CIFAR-10
 # zoos; generated CNN3s conditioned on each dataset's images, evaluated on its official test split,
 # against the zoo's own top-5; plus the conditioning check (MNIST context evaluated on CIFAR-10).
 # Usage: tools/table1.sh OUT_DIR MNIST_ZOO FMNIST_ZOO CIFAR_ZOO [ITERS] [VARIANTS]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Table 2 analog (issue 6): Adjoint-Matching fine-tuning of a meta-model toward corrupted training
+# Table 2 analog (RESULTS.md, "Table 2"): Adjoint-Matching fine-tuning of a meta-model toward corrupted training
 # data, at three corruption levels (0 = clean, 1 = CORRUPTION:3, 2 = CORRUPTION:5), for MNIST and
 # CIFAR-10: accuracy of the generated classifiers on the equally corrupted test split before →
 # after, beside the SGD baseline (the same generated classifiers fine-tuned directly).
@@ -7,8 +7,9 @@
 #   META: a meta-model conditioned on both datasets (e.g. Table 1's meta-ot), or one per dataset
 #   as `mnist=DIR,cifar10=DIR`; ITERS default 50, CORRUPTION default gaussian_noise (grayscale
 #   sets take the ImageNet-C noise levels). REWARD=ce-calibrated switches the reward.
-# RESULTS.md session 23's table: REWARD=ce-calibrated tools/table2.sh OUT META 100 gaussian_noise
-#   --seed 1 --warm-start 256 (the elite warm start; 39 min on 2 cores).
+# RESULTS.md, "Table 2": tools/table2.sh OUT mnist=dmeta,cifar10=cdmeta 100 (today's defaults); the
+#   elite warm start: REWARD=ce-calibrated tools/table2.sh OUT META 100 gaussian_noise --seed 1
+#   --warm-start 256 (39 min on 2 cores).
 set -euo pipefail
 out=$1; meta=$2; iters=${3:-50}; corr=${4:-gaussian_noise}; shift $(( $# < 4 ? $# : 4 ))
 B=${B:-target/release/weightflow}

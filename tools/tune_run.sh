@@ -1,5 +1,5 @@
 #!/bin/bash
-# One Adjoint-Matching run on the checks/adjoint task, printing before → after (session 12 sweeps).
+# One Adjoint-Matching run on the checks/adjoint task, printing before → after (for sweeps of tune's flags).
 # usage: META=DIR [BIN=...] [ITERS=50] [EM=16] tools/tune_run.sh NAME SEED [tune flags...]
 # DIR is a meta-model trained as ../shared/checks/adjoint does (zoo seed 5, 8 models, 3 epochs,
 # `flow train` defaults). Writes r_NAME_SEED.json and r_NAME_SEED/ in the current directory.
