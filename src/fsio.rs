@@ -1,6 +1,9 @@
 //! Atomic file writes, shared by every artifact writer (zoo checkpoints, meta-models, reports,
 //! caches): a crash or a kill leaves either the old file or the new one, never a torn one; and
-//! the advisory lock ([`DirLock`]) that makes a second writer of an output folder fail clearly.
+//! the advisory lock ([`DirLock`]) that makes a second writer of an output folder fail clearly;
+//! multi-file artifacts committed as a whole ([`commit_dir`]); and append-only logs written one
+//! whole line per `write` whose torn tail is cut before appending ([`append_line`],
+//! [`repair_log_tail`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -106,6 +109,162 @@ impl DirLock {
     }
 }
 
+/// Locks the output folder `dir` of a command: the whole folder (`<dir>/.lock`), or, for shard
+/// `i` of `n` of a run whose shards share the folder, only that shard (`.lock.shard-I-of-N`).
+pub fn lock_output(dir: &Path, shard: Option<(usize, usize)>) -> std::io::Result<DirLock> {
+    match shard {
+        None => DirLock::acquire(dir),
+        Some((i, n)) => DirLock::acquire_named(dir, &format!(".lock.shard-{i}-of-{n}")),
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            sync_tree(&e.path())?;
+        } else if e.file_type()?.is_file() {
+            File::open(e.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Atomically swaps two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths; the call only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// An error of [`commit_dir`]: the writer's own, or one of the filesystem.
+#[derive(Debug)]
+pub enum CommitError<E> {
+    Write(E),
+    Io(std::io::Error),
+}
+
+/// Commits the multi-file artifact folder `dir` as a whole: `write` fills a fresh staging sibling
+/// (`.<name>.<pid>.new`), which is fsynced and then swapped with `dir` in one atomic rename
+/// (`renameat2(RENAME_EXCHANGE)` when `dir` exists, a plain rename when it does not); the old
+/// folder is then removed. A kill at any point leaves `dir` wholly old or wholly new (staging
+/// folders of killed runs are removed by the next commit). The folder is replaced whole: files
+/// of the old folder that `write` does not write are gone afterwards.
+pub fn commit_dir<E>(dir: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), CommitError<E>> {
+    let io = CommitError::Io;
+    let parent = match dir.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other(format!("{}: not a folder name", dir.display()))))?
+        .to_string_lossy()
+        .to_string();
+    std::fs::create_dir_all(&parent).map_err(io)?;
+    // staging folders of earlier, killed commits of this folder
+    let prefix = format!(".{name}.");
+    for e in std::fs::read_dir(&parent).map_err(io)?.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        let pid = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".new"));
+        if pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let staging = parent.join(format!(".{name}.{}.new", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(io)?;
+    let done = match write(&staging) {
+        Ok(()) => sync_tree(&staging).map_err(io),
+        Err(e) => Err(CommitError::Write(e)),
+    };
+    if let Err(e) = done {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let swapped = if dir.is_dir() {
+        match exchange(&staging, dir) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+                // no RENAME_EXCHANGE on this filesystem: two renames, the old copy kept aside
+                let old = parent.join(format!(".{name}.{}.old", std::process::id()));
+                std::fs::rename(dir, &old)
+                    .and_then(|_| std::fs::rename(&staging, dir))
+                    .and_then(|_| std::fs::rename(&old, &staging))
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        std::fs::rename(&staging, dir)
+    };
+    if let Err(e) = swapped {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(io(e));
+    }
+    sync_dir(&parent);
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// Appends `line` and a newline to the append-only log `file` in one `write` call, then syncs
+/// the data, so a kill leaves either the whole line or a torn tail that [`repair_log_tail`] cuts.
+pub fn append_line(file: &mut File, line: &str) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    let n = file.write(&buf)?;
+    if n != buf.len() {
+        // a short write to a regular file (disk full): finish it, the reader cuts a torn tail
+        file.write_all(&buf[n..])?;
+    }
+    file.sync_data()
+}
+
+/// Cuts a torn tail off the line log `path` (a last line without its newline, or one that
+/// `valid` rejects), truncating the file in place and syncing it, so that the next append starts
+/// on a line of its own. Returns the number of bytes cut (0 for a missing or clean file).
+pub fn repair_log_tail(path: &Path, valid: impl Fn(&str) -> bool) -> std::io::Result<u64> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let last_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = &body[last_start..];
+    let whole = bytes.ends_with(b"\n");
+    let ok = whole && (last.iter().all(u8::is_ascii_whitespace) || std::str::from_utf8(last).is_ok_and(&valid));
+    if ok {
+        return Ok(0);
+    }
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(last_start as u64)?;
+    f.sync_all()?;
+    Ok((bytes.len() - last_start) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +307,71 @@ mod tests {
         let again = DirLock::acquire(&dir).unwrap();
         drop((again, other));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn commit_dir_replaces_the_folder_whole_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("m");
+        commit_dir::<()>(&dir, |d| {
+            std::fs::write(d.join("a"), "1").unwrap();
+            std::fs::write(d.join("b"), "1").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        // a writer that fails halfway (a kill) leaves the old folder untouched
+        let r = commit_dir(&dir, |d| {
+            std::fs::write(d.join("a"), "2").unwrap();
+            Err("killed")
+        });
+        assert!(matches!(r, Err(CommitError::Write("killed"))));
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "1");
+        assert_eq!(std::fs::read_to_string(dir.join("b")).unwrap(), "1");
+        // a staging folder of a killed process is removed by the next commit
+        std::fs::create_dir_all(root.path().join(".m.999999.new")).unwrap();
+        let _lock = DirLock::acquire(&dir).unwrap();
+        commit_dir::<()>(&dir, |d| {
+            std::fs::write(d.join("a"), "3").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "3");
+        assert!(!dir.join("b").exists());
+        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("m")]);
+    }
+
+    #[test]
+    fn torn_log_tails_are_cut_and_appends_are_whole_lines() {
+        let root = tempfile::tempdir().unwrap();
+        let p = root.path().join("log.jsonl");
+        assert_eq!(repair_log_tail(&p, |_| true).unwrap(), 0);
+        let mut f = OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        append_line(&mut f, "{\"a\":1}").unwrap();
+        append_line(&mut f, "{\"a\":2}").unwrap();
+        let valid = |l: &str| serde_json::from_str::<serde_json::Value>(l).is_ok();
+        assert_eq!(repair_log_tail(&p, valid).unwrap(), 0);
+        // a kill before the newline, and one mid-line
+        for torn in ["{\"a\":3}", "{\"a\":"] {
+            let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(torn.as_bytes()).unwrap();
+            assert_eq!(repair_log_tail(&p, valid).unwrap(), torn.len() as u64);
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        }
+        // a whole last line that does not parse is cut too
+        std::fs::write(&p, "{\"a\":1}\n{\"a\n").unwrap();
+        assert_eq!(repair_log_tail(&p, valid).unwrap(), 4);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n");
+    }
+
+    #[test]
+    fn shards_lock_their_own_file() {
+        let root = tempfile::tempdir().unwrap();
+        let a = lock_output(root.path(), Some((0, 2))).unwrap();
+        let b = lock_output(root.path(), Some((1, 2))).unwrap();
+        assert!(lock_output(root.path(), Some((1, 2))).is_err());
+        let whole = lock_output(root.path(), None).unwrap();
+        assert!(lock_output(root.path(), None).is_err());
+        drop((a, b, whole));
     }
 }

@@ -10,6 +10,7 @@ pub mod data;
 pub mod engine;
 pub mod flow;
 pub mod fsio;
+pub mod limits;
 pub mod nets;
 pub mod report;
 pub mod shift;

@@ -1,6 +1,12 @@
 use clap::Parser;
 
 fn main() {
+    // Output into a closed pipe (`weightflow data download --list | head -1`) ends the process
+    // quietly, as for other command-line tools, instead of a panic in `println!`.
+    // SAFETY: setting a signal's disposition to the default at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = weightflow::cli::Cli::parse();
     if let Err(e) = weightflow::cli::run(cli) {
         eprintln!("error: {e:#}");

@@ -83,6 +83,7 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             format,
             split,
         } => {
+            let _lock = crate::fsio::lock_output(&out, None)?;
             let parsed = DatasetSpec::parse(&spec)?;
             let ds = parsed.load()?;
             let split = split.or(parsed.split.clone()).unwrap_or_else(|| "train".into());

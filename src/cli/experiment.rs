@@ -60,6 +60,7 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
 }
 
 fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
+    let _lock = crate::fsio::lock_output(&a.out, None)?;
     let methods = a
         .methods
         .iter()

@@ -184,6 +184,7 @@ fn image_items() -> ItemKind {
 }
 
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let _lock = crate::fsio::lock_output(&a.out, None)?;
     let mut cfg = FlowConfig::default();
     macro_rules! set {
         ($field:ident) => {
@@ -300,10 +301,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
-    meta.save(&a.out)?;
-    if let Some(c) = &codec {
-        c.save(&a.out)?;
-    }
+    meta.save_with(&a.out, |dir| codec.as_ref().map_or(Ok(()), |c| c.save(dir)))?;
     let s = &meta.summary;
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -369,7 +367,11 @@ fn fit_codec(
 }
 
 fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
+    let _lock = crate::fsio::lock_output(&a.out, None)?;
     let meta = MetaModel::load(&a.meta).with_context(|| format!("--meta {}", a.meta.display()))?;
+    // the samples, the solver's state and the decoded weights: a few [n, D] f32 buffers
+    let d_max = meta.dim().max(meta.space.layout.dim());
+    crate::limits::check_alloc(&format!("-n {}", a.n), crate::limits::product(&[a.n, d_max, 4 * 4]))?;
     let ds = data::load(&a.context).with_context(|| format!("--context {}", a.context))?;
     let items = context_items(&ds, 2000, a.seed);
     let solver: Solver = match &a.solver {
@@ -377,6 +379,9 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         None => meta.config.solver,
     };
     let steps = a.steps.unwrap_or(meta.config.sample_steps);
+    if steps == 0 || steps > crate::flow::model::MAX_STEPS {
+        bail!("--steps {steps}: must lie in [1, {}]", crate::flow::model::MAX_STEPS);
+    }
     if a.n == 0 {
         bail!("-n must be at least 1");
     }

@@ -209,6 +209,7 @@ fn mean_std(v: &[f32]) -> (f64, f64) {
 
 /// Runs `weightflow tune`.
 pub fn run(a: TuneArgs) -> anyhow::Result<()> {
+    let _lock = crate::fsio::lock_output(&a.out, None)?;
     let objective = match a.reward.as_str() {
         "ce" => ClassifierObjective::CrossEntropy,
         "ce-calibrated" => ClassifierObjective::CalibratedCrossEntropy {
@@ -398,7 +399,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         mt.total += s.time.total / n;
     }
     let log_path = a.out.join("tune_log.json");
-    std::fs::write(&log_path, serde_json::to_vec_pretty(&log_rows)?).with_context(|| log_path.display().to_string())?;
+    crate::fsio::write_atomic(&log_path, &serde_json::to_vec_pretty(&log_rows)?)
+        .with_context(|| log_path.display().to_string())?;
     let plot_path = a.out.join("tune.svg");
     let svg = svg_panels(
         "Adjoint Matching",
@@ -414,7 +416,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             ),
         ],
     );
-    std::fs::write(&plot_path, svg).with_context(|| plot_path.display().to_string())?;
+    crate::fsio::write_atomic(&plot_path, svg.as_bytes()).with_context(|| plot_path.display().to_string())?;
 
     let (bm, bs) = mean_std(&acc_before);
     let (am_, as_) = mean_std(&acc_after);

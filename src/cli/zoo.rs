@@ -132,6 +132,7 @@ fn default_threads(t: Option<usize>) -> usize {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let _lock = crate::fsio::lock_output(&a.out, None)?;
     let cfg = TrainConfig {
         train_spec: a.data,
         test_spec: a.test,
@@ -365,7 +366,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     let epoch = a.epoch.unwrap_or(z.manifest.epochs);
     let snippet = zoo::export::export_model(&z, a.model, epoch, &a.out)?;
     let py = a.out.with_extension("py");
-    std::fs::write(&py, &snippet).with_context(|| format!("writing {}", py.display()))?;
+    crate::fsio::write_atomic(&py, snippet.as_bytes()).with_context(|| format!("writing {}", py.display()))?;
     println!("{snippet}");
     eprintln!(
         "wrote {} (model {} at epoch {epoch}) and {}",

@@ -201,7 +201,7 @@ pub fn file_digest(path: &Path, md5: bool) -> Result<String, DataError> {
     let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut sha = Sha256::new();
-    let mut m = Md5::new();
+    let mut m = md5::Md5::new();
     loop {
         let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
         if n == 0 {
@@ -213,7 +213,7 @@ pub fn file_digest(path: &Path, md5: bool) -> Result<String, DataError> {
             sha.update(&buf[..n]);
         }
     }
-    Ok(if md5 { hex(&m.finish()) } else { hex(&sha.finalize()) })
+    Ok(if md5 { hex(&m.finalize()) } else { hex(&sha.finalize()) })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -307,7 +307,7 @@ pub fn download(name: &str, root: &Path) -> Result<(PathBuf, Vec<String>), DataE
 /// [`download`] for an explicit source (tests use a local URL).
 pub fn download_source(src: &Source, root: &Path, timeout: Duration) -> Result<(PathBuf, Vec<String>), DataError> {
     let dir = root.join(src.name);
-    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    let _lock = crate::fsio::lock_output(&dir, None).map_err(|e| DataError::io(&dir, e))?;
     let mut report = Vec::new();
     for rf in src.files {
         let dest = dir.join(rf.file);
@@ -337,84 +337,6 @@ pub fn download_source(src: &Source, root: &Path, timeout: Duration) -> Result<(
     Ok((dir, report))
 }
 
-/// MD5 (RFC 1321), for the publishers that only give md5 sums.
-pub struct Md5 {
-    state: [u32; 4],
-    buf: Vec<u8>,
-    len: u64,
-}
-
-impl Default for Md5 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Md5 {
-    pub fn new() -> Self {
-        Md5 {
-            state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
-            buf: Vec::new(),
-            len: 0,
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        self.buf.extend_from_slice(data);
-        let full = self.buf.len() / 64 * 64;
-        let blocks: Vec<u8> = self.buf.drain(..full).collect();
-        for b in blocks.chunks_exact(64) {
-            self.block(b);
-        }
-    }
-
-    fn block(&mut self, b: &[u8]) {
-        const S: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
-        let m: Vec<u32> = b
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let [mut a, mut bb, mut c, mut d] = self.state;
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((bb & c) | (!bb & d), i),
-                1 => ((d & bb) | (!d & c), (5 * i + 1) % 16),
-                2 => (bb ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (bb | !d), (7 * i) % 16),
-            };
-            let k = ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32;
-            let s = S[(i / 16) * 4 + i % 4];
-            let t = a.wrapping_add(f).wrapping_add(k).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = bb;
-            bb = bb.wrapping_add(t.rotate_left(s));
-        }
-        for (st, v) in self.state.iter_mut().zip([a, bb, c, d]) {
-            *st = st.wrapping_add(v);
-        }
-    }
-
-    pub fn finish(mut self) -> [u8; 16] {
-        let bits = self.len.wrapping_mul(8);
-        let mut pad = vec![0x80u8];
-        while (self.buf.len() + pad.len()) % 64 != 56 {
-            pad.push(0);
-        }
-        pad.extend_from_slice(&bits.to_le_bytes());
-        let rest: Vec<u8> = self.buf.drain(..).chain(pad).collect();
-        for b in rest.chunks_exact(64) {
-            self.block(b);
-        }
-        let mut out = [0u8; 16];
-        for (o, s) in out.chunks_exact_mut(4).zip(self.state) {
-            o.copy_from_slice(&s.to_le_bytes());
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,9 +351,9 @@ mod tests {
                 "57edf4a22be3c955ac49da2e2107b67a",
             ),
         ] {
-            let mut m = Md5::new();
+            let mut m = md5::Md5::new();
             m.update(input.as_bytes());
-            assert_eq!(hex(&m.finish()), want);
+            assert_eq!(hex(&m.finalize()), want);
         }
     }
 

@@ -131,6 +131,10 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
             file,
         )))
     };
+    // entries may not inflate beyond the limits of the archive's size (tar headers can claim
+    // any size; a gzip stream can inflate 1000×)
+    let file_len = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len();
+    let mut inflated = 0u64;
     let mut archive = tar::Archive::new(reader);
     let terr = |e: std::io::Error| DataError::format(path, format!("broken archive: {e}"));
     let mut raws = Vec::new();
@@ -166,10 +170,22 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
             }
             Some(f) if is_image(f) => {
                 classes.insert(class.to_string());
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry
+                let size = entry.size();
+                inflated = inflated.saturating_add(size);
+                crate::limits::check_inflate("the archive's images", file_len, inflated)
+                    .map_err(|e| DataError::entry(path, &ename, e.to_string()))?;
+                let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
+                (&mut entry)
+                    .take(size)
                     .read_to_end(&mut bytes)
                     .map_err(|e| DataError::entry(path, &ename, format!("cannot read: {e}")))?;
+                if bytes.len() as u64 != size {
+                    return Err(DataError::entry(
+                        path,
+                        &ename,
+                        format!("truncated: {} of {size} bytes", bytes.len()),
+                    ));
+                }
                 raws.push(Raw {
                     entry: ename.clone(),
                     class: class.to_string(),
@@ -190,7 +206,23 @@ fn collect_tar(path: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>),
 
 /// Decodes one image to `(width, height, CHW RGB bytes)`.
 pub fn decode_rgb_chw(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    // the size from the image's header, bounded before decoding (PNG/JPEG bombs)
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("cannot decode image: {e}"))
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let cap = crate::limits::inflate_cap(bytes.len() as u64);
+    let need = 4 * w as u64 * h as u64;
+    crate::limits::check_inflate(&format!("a {w}×{h} image"), bytes.len() as u64, need).map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(cap);
+    let mut r = reader()?;
+    r.limits(limits);
+    let img = r.decode().map_err(|e| format!("cannot decode image: {e}"))?;
     let rgb = img.to_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let src = rgb.as_raw();
@@ -231,6 +263,11 @@ fn decode_all(path: &Path, split: &str, raws: Vec<Raw>, classes: BTreeSet<String
     // ≈ the encoded bytes + the u8 images)
     let (w0, h0, _) = decode_rgb_chw(&raws[0].bytes).map_err(|e| DataError::entry(path, &raws[0].entry, e))?;
     let per = 3 * w0 * h0;
+    let encoded: u64 = raws.iter().map(|r| r.bytes.len() as u64).sum();
+    let total = crate::limits::product(&[raws.len(), per]);
+    crate::limits::check_alloc(&format!("{} images of {w0}×{h0}", raws.len()), total)
+        .and_then(|t| crate::limits::check_inflate("the decoded images", encoded, t))
+        .map_err(|e| DataError::format(path, e.to_string()))?;
     let mut images = vec![0u8; raws.len() * per];
     images
         .par_chunks_mut(per)
@@ -328,5 +365,48 @@ mod tests {
         assert!(read_folder(&p, "t").unwrap_err().to_string().contains("5×4"));
         std::fs::write(&p, b"not a tar").unwrap();
         assert!(read_folder(&p, "t").is_err());
+    }
+
+    /// Issue item 7: a tiny tar.gz whose header claims 2^40 bytes was a 1 TiB reservation.
+    #[test]
+    fn a_tar_header_claiming_a_terabyte_is_an_error() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("r/train/a/0.png").unwrap();
+        h.set_size(1 << 40);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut raw = h.as_bytes().to_vec();
+        raw.extend([0u8; 1024]);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut e, &raw).unwrap();
+        let gz = e.finish().unwrap();
+        assert!(gz.len() < 200, "{}", gz.len());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("claims.tar.gz");
+        std::fs::write(&p, gz).unwrap();
+        let e = read_folder(&p, "train").unwrap_err().to_string();
+        assert!(e.contains("claims.tar.gz") && e.contains("1.00 TiB"), "{e}");
+    }
+
+    /// Issue item 8: a few-KiB archive of 6000×6000 PNGs decoded every image at full size
+    /// (1.56 GB); the size from each image's header is bounded before decoding.
+    #[test]
+    fn image_bombs_are_refused_before_decoding() {
+        let img = image::GrayImage::new(6000, 6000);
+        let mut bomb = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bomb, image::ImageFormat::Png).unwrap();
+        let bomb = bomb.into_inner();
+        assert!(bomb.len() < 200_000, "{}", bomb.len());
+        let e = decode_rgb_chw(&bomb).unwrap_err();
+        assert!(e.contains("6000×6000"), "{e}");
+        let files: Vec<(String, Vec<u8>)> = (0..12).map(|i| (format!("r/train/a/{i}.png"), bomb.clone())).collect();
+        let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bombs.tar.gz");
+        std::fs::write(&p, tar_gz(&files)).unwrap();
+        let e = read_folder(&p, "train").unwrap_err().to_string();
+        assert!(e.contains("bombs.tar.gz") && e.contains("r/train/a/0.png"), "{e}");
+        // a legitimate photo-sized image still decodes
+        assert_eq!(decode_rgb_chw(&png(64, 48, 7)).unwrap().0, 64);
     }
 }

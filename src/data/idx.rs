@@ -24,23 +24,27 @@ pub const FASHION_CLASSES: &[&str] = &[
     "Ankle boot",
 ];
 
-/// Largest decompressed file accepted (guards against gzip bombs).
-const MAX_BYTES: u64 = 4 << 30;
-
 /// Reads a file, gunzipping it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = read_file(path)?;
     gunzip_if_needed(path, raw)
 }
 
-/// Gunzips `raw` when it starts with the gzip magic, else returns it unchanged.
+/// Gunzips `raw` when it starts with the gzip magic, else returns it unchanged. The output may
+/// not outgrow [`crate::limits::inflate_cap`] of the input (gzip bombs are errors, found after
+/// reading at most the cap).
 pub fn gunzip_if_needed(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        let cap = crate::limits::inflate_cap(raw.len() as u64);
+        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap as usize));
         flate2::read::GzDecoder::new(&raw[..])
-            .take(MAX_BYTES)
+            .take(cap + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::format(path, format!("broken gzip stream: {e}")))?;
+        if out.len() as u64 > cap {
+            let e = crate::limits::check_inflate("the gzip stream", raw.len() as u64, out.len() as u64);
+            return Err(DataError::format(path, e.err().map_or_else(String::new, |e| e.to_string())));
+        }
         Ok(out)
     } else {
         Ok(raw)
@@ -262,5 +266,25 @@ mod tests {
             .contains("truncated"));
         // missing split file
         assert!(read_mnist_dir(dir.path(), "train", MNIST_CLASSES).is_err());
+    }
+
+    /// Issue item 8: a small IDX.gz inflating to far more than its size (256 MiB from about
+    /// 250 KiB here, 1 GiB in the probe) is refused after reading at most the cap.
+    #[test]
+    fn gzip_bombs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&write_idx(&[256, 1024, 1024], &[])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            e.write_all(&zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let p = dir.path().join("t10k-images-idx3-ubyte.gz");
+        std::fs::write(&p, &bomb).unwrap();
+        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), write_idx(&[1], &[0])).unwrap();
+        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES).unwrap_err().to_string();
+        assert!(e.contains("t10k-images-idx3-ubyte.gz") && e.contains("decompression bomb"), "{e}");
     }
 }

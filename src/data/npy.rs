@@ -46,7 +46,7 @@ pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
     let descr = header_value(header, "descr")
         .and_then(|v| {
             let q = v.chars().next()?;
-            let v = &v[1..];
+            let v = &v[q.len_utf8()..];
             Some(v[..v.find(q)?].to_string())
         })
         .ok_or_else(|| DataError::format(path, format!("no dtype in header `{header}`")))?;
@@ -89,6 +89,9 @@ pub fn parse_npy(path: &Path, b: &[u8]) -> Result<NpyArray, DataError> {
 }
 
 fn dtype_size(d: &str) -> Option<usize> {
+    if !d.is_ascii() {
+        return None;
+    }
     let (order, rest) = d.split_at(1.min(d.len()));
     if !matches!(order, "<" | "|" | "=") {
         return None; // big-endian is not supported
@@ -147,86 +150,35 @@ pub fn write_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn le16(b: &[u8], o: usize) -> Option<usize> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?) as usize)
-}
-fn le32(b: &[u8], o: usize) -> Option<usize> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?) as usize)
-}
-fn le64(b: &[u8], o: usize) -> Option<usize> {
-    usize::try_from(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)).ok()
-}
-
-/// Reads every member of a zip archive (`.npz`): `(name, bytes)`. Stored and deflated members;
-/// ZIP64 sizes are read from the extra field.
+/// Reads every member of a zip archive (`.npz`): `(name, bytes)`, through the `zip` crate
+/// (stored and deflated members, ZIP64; CRC-32 checked). Each member's declared size is checked
+/// against the limits ([`crate::limits::check_inflate`]) before anything is allocated for it, and
+/// its bytes are read up to that size only.
 pub fn read_zip(path: &Path, b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataError> {
-    let bad = |r: &str| DataError::format(path, format!("not a valid .npz/zip archive: {r}"));
-    let lo = b.len().saturating_sub(22 + 65535);
-    let eocd = (lo..b.len().saturating_sub(21))
-        .rev()
-        .find(|&i| b[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-        .ok_or_else(|| bad("no end-of-central-directory record"))?;
-    let count = le16(b, eocd + 10).ok_or_else(|| bad("short EOCD"))?;
-    let mut off = le32(b, eocd + 16).ok_or_else(|| bad("short EOCD"))?;
-    let mut out = Vec::new();
-    for _ in 0..count {
-        if b.get(off..off + 4) != Some(&[0x50, 0x4b, 0x01, 0x02][..]) {
-            return Err(bad("broken central directory"));
-        }
-        let h = |o: usize| le16(b, off + o).ok_or_else(|| bad("short central entry"));
-        let w = |o: usize| le32(b, off + o).ok_or_else(|| bad("short central entry"));
-        let (method, mut csize, mut usize_, nlen, elen, clen, mut local) =
-            (h(10)?, w(20)?, w(24)?, h(28)?, h(30)?, h(32)?, w(42)?);
-        let name_b = b.get(off + 46..off + 46 + nlen).ok_or_else(|| bad("short name"))?;
-        let name = String::from_utf8_lossy(name_b).to_string();
-        // ZIP64 extra field (id 1): the 0xFFFFFFFF fields in order usize, csize, local offset
-        let extra = b.get(off + 46 + nlen..off + 46 + nlen + elen).unwrap_or(&[]);
-        let mut e = 0;
-        while e + 4 <= extra.len() {
-            let (id, len) = (le16(extra, e).unwrap_or(0), le16(extra, e + 2).unwrap_or(0));
-            if id == 1 {
-                let mut p = e + 4;
-                for field in [&mut usize_, &mut csize, &mut local] {
-                    if *field == 0xFFFF_FFFF {
-                        *field = le64(extra, p).ok_or_else(|| bad("short zip64 field"))?;
-                        p += 8;
-                    }
-                }
-            }
-            e += 4 + len;
-        }
-        off += 46 + nlen + elen + clen;
-        if b.get(local..local + 4) != Some(&[0x50, 0x4b, 0x03, 0x04][..]) {
-            return Err(DataError::entry(path, &name, "broken local header"));
-        }
-        let start = local + 30 + le16(b, local + 26).unwrap_or(0) + le16(b, local + 28).unwrap_or(0);
-        let raw = start
-            .checked_add(csize)
-            .and_then(|end| b.get(start..end))
-            .ok_or_else(|| DataError::entry(path, &name, "truncated member"))?;
-        let data = match method {
-            0 => raw.to_vec(),
-            8 => {
-                let mut v = Vec::with_capacity(usize_.min(1 << 30));
-                flate2::read::DeflateDecoder::new(raw)
-                    .take(usize_ as u64)
-                    .read_to_end(&mut v)
-                    .map_err(|e| DataError::entry(path, &name, format!("broken deflate data: {e}")))?;
-                v
-            }
-            m => {
-                return Err(DataError::entry(
-                    path,
-                    &name,
-                    format!("unsupported compression method {m}"),
-                ))
-            }
-        };
-        if data.len() != usize_ {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(b))
+        .map_err(|e| DataError::format(path, format!("not a valid .npz/zip archive: {e}")))?;
+    let mut out = Vec::with_capacity(archive.len().min(1024));
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let mut member = archive
+            .by_index(i)
+            .map_err(|e| DataError::format(path, format!("zip member {i}: {e}")))?;
+        let name = member.name().to_string();
+        let size = member.size();
+        total = total.saturating_add(size);
+        crate::limits::check_inflate(&format!("{} member `{name}`", path.display()), b.len() as u64, total)
+            .map_err(|e| DataError::entry(path, &name, e.to_string()))?;
+        let mut data = Vec::with_capacity(size.min(b.len() as u64 * 4) as usize);
+        // one byte past the declared size: the reader's end, where the zip crate checks the CRC
+        (&mut member)
+            .take(size + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| DataError::entry(path, &name, format!("broken member data: {e}")))?;
+        if data.len() as u64 != size {
             return Err(DataError::entry(
                 path,
                 &name,
-                format!("{} bytes, header says {usize_}", data.len()),
+                format!("{} bytes, header says {size}", data.len()),
             ));
         }
         out.push((name, data));
@@ -274,6 +226,12 @@ pub fn dataset_from_arrays(
             images: n,
             labels: labels.len(),
         });
+    }
+    if n > 0 && c * h * w == 0 {
+        return Err(DataError::format(
+            ip,
+            format!("image shape {s:?} has an empty dimension"),
+        ));
     }
     let images = if last {
         let mut out = vec![0u8; x.data.len()];
@@ -393,46 +351,18 @@ mod tests {
 
     /// A zip archive the way `np.savez` (stored) or `np.savez_compressed` (deflated) writes it.
     pub(crate) fn write_zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let method = if deflate {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
         for (name, data) in members {
-            let comp = if deflate {
-                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(data).unwrap();
-                e.finish().unwrap()
-            } else {
-                data.clone()
-            };
-            let method: u16 = if deflate { 8 } else { 0 };
-            let local = out.len() as u32;
-            out.extend([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0]);
-            out.extend(method.to_le_bytes());
-            out.extend([0u8; 8]); // time, date, crc (not checked)
-            out.extend((comp.len() as u32).to_le_bytes());
-            out.extend((data.len() as u32).to_le_bytes());
-            out.extend((name.len() as u16).to_le_bytes());
-            out.extend(0u16.to_le_bytes());
-            out.extend(name.as_bytes());
-            out.extend(&comp);
-            central.extend([0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0]);
-            central.extend(method.to_le_bytes());
-            central.extend([0u8; 8]);
-            central.extend((comp.len() as u32).to_le_bytes());
-            central.extend((data.len() as u32).to_le_bytes());
-            central.extend((name.len() as u16).to_le_bytes());
-            central.extend([0u8; 12]);
-            central.extend(local.to_le_bytes());
-            central.extend(name.as_bytes());
+            w.start_file(*name, opts).unwrap();
+            w.write_all(data).unwrap();
         }
-        let cd_off = out.len() as u32;
-        out.extend(&central);
-        out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
-        out.extend((members.len() as u16).to_le_bytes());
-        out.extend((members.len() as u16).to_le_bytes());
-        out.extend((central.len() as u32).to_le_bytes());
-        out.extend(cd_off.to_le_bytes());
-        out.extend([0, 0]);
-        out
+        w.finish().unwrap().into_inner()
     }
 
     #[test]
@@ -483,5 +413,54 @@ mod tests {
         let p = dir.path().join("bad.npz");
         std::fs::write(&p, b"PK\x05\x06garbage").unwrap();
         assert!(read_npy_dataset(&p, None).is_err());
+    }
+
+    #[test]
+    fn corrupt_members_fail_their_crc() {
+        let x = write_npy("|u1", &[2, 1, 4, 4], &[5u8; 32]);
+        let mut z = write_zip(&[("x.npy", x)], false);
+        let at = z.windows(4).position(|w| w == [5, 5, 5, 5]).unwrap();
+        z[at] = 6;
+        let e = read_zip(Path::new("c.npz"), &z).unwrap_err().to_string();
+        assert!(e.contains("c.npz") && e.contains("x.npy"), "{e}");
+    }
+
+    /// Issue item 5: a non-ASCII `descr` and an empty image dimension were panics.
+    #[test]
+    fn non_ascii_descr_and_empty_dimensions_are_errors() {
+        let p = Path::new("bad.npy");
+        for descr in ["é", "<é", "\u{1F600}u1", "|ü1"] {
+            let mut b = write_npy("|u1", &[1], &[0]);
+            let h = String::from_utf8_lossy(&b[10..]).replace("'|u1'", &format!("'{descr}'"));
+            b.truncate(8);
+            b.extend((h.len() as u16).to_le_bytes());
+            b.extend(h.as_bytes());
+            assert!(parse_npy(p, &b).is_err(), "{descr}");
+        }
+        let x = parse_npy(p, &write_npy("|u1", &[4, 0, 0, 3], &[])).unwrap();
+        let y = parse_npy(p, &write_npy("<i8", &[4], &[0; 32])).unwrap();
+        let e = dataset_from_arrays("d", p, &x, p, &y, None).unwrap_err().to_string();
+        assert!(e.contains("bad.npy") && e.contains("empty dimension"), "{e}");
+    }
+
+    /// Issue item 8: an npz member inflating far beyond its compressed size (256 MiB from a few
+    /// hundred KiB here; 1 GiB in the probe) is refused before anything is allocated for it.
+    #[test]
+    fn npz_bombs_are_refused_before_allocating() {
+        let claimed = {
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .compression_level(Some(1));
+            w.start_file("x.npy", opts).unwrap();
+            let chunk = vec![0u8; 1 << 20];
+            for _ in 0..256 {
+                w.write_all(&chunk).unwrap();
+            }
+            w.finish().unwrap().into_inner()
+        };
+        assert!(claimed.len() < 4 << 20, "{}", claimed.len());
+        let e = read_zip(Path::new("bomb.npz"), &claimed).unwrap_err().to_string();
+        assert!(e.contains("bomb.npz") && e.contains("x.npy") && e.contains("256.00 MiB"), "{e}");
     }
 }

@@ -144,6 +144,11 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
         return Err(DataError::arg("n", "synthetic count must be positive"));
     }
     let per = 3 * SIDE * SIDE;
+    crate::limits::check_alloc(
+        &format!("synthetic n={} ({per} bytes an image)", cfg.count),
+        crate::limits::product(&[cfg.count, per + 4]),
+    )
+    .map_err(|e| DataError::arg("n", e.to_string()))?;
     let labels: Vec<u32> = (0..cfg.count).map(|i| (i % 10) as u32).collect();
     let mut images = vec![0u8; cfg.count * per];
     images
@@ -254,5 +259,12 @@ mod tests {
         let sh = from_spec("shapes-shift,n=200", "test").unwrap();
         let mean = |d: &Dataset| d.images.iter().map(|&v| v as f64).sum::<f64>() / d.images.len() as f64;
         assert!(mean(&sh) > mean(&src) + 40.0, "{} vs {}", mean(&sh), mean(&src));
+    }
+
+    /// Issue item 9: a count beyond the memory budget was an abort, now an error naming `n`.
+    #[test]
+    fn huge_counts_are_errors() {
+        let e = crate::data::load("synthetic:shapes,n=99999999999999").unwrap_err().to_string();
+        assert!(e.contains("n=99999999999999") && e.contains("memory budget"), "{e}");
     }
 }

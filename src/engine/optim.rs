@@ -50,6 +50,15 @@ impl OptimConfig {
             OptimConfig::Adam { lr, .. } | OptimConfig::AdamW { lr, .. } | OptimConfig::Sgd { lr, .. } => lr,
         }
     }
+
+    /// The weight decay (L2 or decoupled).
+    pub fn weight_decay(&self) -> f32 {
+        match *self {
+            OptimConfig::Adam { weight_decay, .. }
+            | OptimConfig::AdamW { weight_decay, .. }
+            | OptimConfig::Sgd { weight_decay, .. } => weight_decay,
+        }
+    }
 }
 
 /// Optimizer state for `len` parameters (e.g. K·D).

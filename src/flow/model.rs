@@ -1,7 +1,9 @@
 //! The trained meta-model: configuration, target space (layout and architecture of the generated
 //! networks), standardization, velocity network (EMA weights) and context encoder; saved as a
-//! directory with `config.json` (every setting, defaults included) and `model.safetensors`,
-//! each written atomically (temp file + rename).
+//! directory with `config.json` (every setting, defaults included, and the SHA-256 of the
+//! weights) and `model.safetensors`, committed as a whole ([`crate::fsio::commit_dir`]) and
+//! validated on load (setting ranges, sizes against the weights file, finite weights), with
+//! errors naming the file and the field.
 
 use super::cfm::Coupling;
 use super::context::{ContextConfig, ContextEncoder, ItemKind};
@@ -102,23 +104,95 @@ impl FlowConfig {
         }
     }
 
-    /// Checks the settings.
+    /// Checks the settings; an error names the field and its allowed range.
     pub fn validate(&self) -> Result<(), FlowError> {
-        let bad = |m: &str| Err(FlowError::Invalid(m.into()));
-        if self.width == 0 || self.batch == 0 {
-            return bad("width and batch must be positive");
+        let bad = |m: String| Err(FlowError::Invalid(m));
+        let ranges: [(&str, usize, usize, usize); 9] = [
+            ("width", self.width, 1, MAX_WIDTH),
+            ("depth", self.depth, 0, MAX_DEPTH),
+            ("time_freqs", self.time_freqs, 0, MAX_FREQS),
+            ("ctx_dim", self.ctx_dim, 0, MAX_WIDTH),
+            ("ctx_hidden", self.ctx_hidden, 0, MAX_WIDTH),
+            ("context_k", self.context_k, 0, MAX_WIDTH),
+            ("batch", self.batch, 1, MAX_WIDTH),
+            ("sample_steps", self.sample_steps, 1, MAX_STEPS),
+            ("iterations", self.iterations, 0, MAX_ITERATIONS),
+        ];
+        for (field, v, lo, hi) in ranges {
+            if v < lo || v > hi {
+                return bad(format!("{field} is {v}; it must lie in [{lo}, {hi}]"));
+            }
         }
-        if self.ctx_dim > 0 && (self.context_k == 0 || self.ctx_hidden == 0 || self.ctx_pool == 0) {
-            return bad("a conditional model needs context_k, ctx_hidden and ctx_pool > 0");
+        if self.ctx_dim > 0 {
+            for (field, v) in [
+                ("context_k", self.context_k),
+                ("ctx_hidden", self.ctx_hidden),
+                ("ctx_pool", self.ctx_pool),
+            ] {
+                if v == 0 {
+                    return bad(format!("{field} is 0; a conditional model (ctx_dim > 0) needs it positive"));
+                }
+            }
         }
         if !(self.opt.lr > 0.0 && self.opt.lr.is_finite()) {
-            return bad("lr must be a positive number");
+            return bad(format!("lr is {}; it must be a positive number", self.opt.lr));
+        }
+        if !(self.ctx_lr >= 0.0 && self.ctx_lr.is_finite()) {
+            return bad(format!("ctx_lr is {}; it must be a number ≥ 0", self.ctx_lr));
+        }
+        if !(self.opt.weight_decay >= 0.0 && self.opt.weight_decay.is_finite()) {
+            return bad(format!("weight_decay is {}; it must be a number ≥ 0", self.opt.weight_decay));
+        }
+        if !self.opt.clip_norm.is_finite() {
+            return bad(format!("clip_norm is {}; it must be a number", self.opt.clip_norm));
         }
         if !(0.0..1.0).contains(&self.opt.ema_decay) {
-            return bad("ema_decay must lie in [0, 1)");
+            return bad(format!("ema_decay is {}; it must lie in [0, 1)", self.opt.ema_decay));
         }
         Ok(())
     }
+}
+
+/// Bounds of the settings, far above any useful value, that keep every size computable.
+pub const MAX_WIDTH: usize = 1 << 16;
+/// Most hidden layers.
+pub const MAX_DEPTH: usize = 1024;
+/// Most Fourier frequencies.
+pub const MAX_FREQS: usize = 1024;
+/// Most solver steps of one sampling run.
+pub const MAX_STEPS: usize = 100_000;
+/// Most training iterations.
+pub const MAX_ITERATIONS: usize = 100_000_000;
+
+/// The parameter count of a velocity MLP (`None`: a size overflows or exceeds the bounds), in
+/// closed form: `[input, width × (depth + 1), dim]` layers of weights and biases.
+pub fn velocity_params(c: &VelocityConfig) -> Option<u64> {
+    if c.width > MAX_WIDTH || c.depth > MAX_DEPTH || c.time_freqs > MAX_FREQS || c.ctx_dim > MAX_WIDTH {
+        return None;
+    }
+    let (w, d) = (c.width as u64, c.dim as u64);
+    let input = d.checked_add((c.time_dim() + c.ctx_dim) as u64)?;
+    let first = input.checked_mul(w)?.checked_add(w)?;
+    let hidden = (w * w + w).checked_mul(c.depth as u64)?;
+    let last = w.checked_mul(d)?.checked_add(d)?;
+    first.checked_add(hidden)?.checked_add(last)
+}
+
+/// The parameter count of a context encoder (`None`: a size overflows or exceeds the bounds).
+pub fn encoder_params(c: &ContextConfig) -> Option<u64> {
+    let f = match c.items {
+        ItemKind::Images { channels, side, pool } if pool > 0 => {
+            (channels as u64).checked_mul(((side / pool) as u64).checked_pow(2)?)?
+        }
+        ItemKind::Images { .. } => return None,
+        ItemKind::Features { dim } => dim as u64,
+    };
+    if c.hidden > MAX_WIDTH || c.out > MAX_WIDTH {
+        return None;
+    }
+    let (h, o) = (c.hidden as u64, c.out as u64);
+    let phi = f.checked_mul(h)?.checked_add(h + h * h + h)?;
+    phi.checked_add(h * h + h + h * o + o)
 }
 
 /// What the generated vectors are.
@@ -176,9 +250,28 @@ struct ConfigFile {
     encoder: Option<ContextConfig>,
     summary: TrainSummary,
     groups: Vec<GroupInfo>,
+    /// SHA-256 of `model.safetensors` as written with this config (absent in older models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weights_sha256: Option<String>,
 }
 
 const FORMAT: u32 = 1;
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checks that every value of tensor `name` is finite.
+pub(crate) fn check_finite(path: &Path, name: &str, v: &[f32]) -> Result<(), FlowError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(io_err(
+            path,
+            format!("tensor {name} holds {} at index {i}: the weights are not finite", v[i]),
+        )),
+    }
+}
 
 pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> FlowError {
     FlowError::Io {
@@ -254,10 +347,43 @@ impl MetaModel {
         out
     }
 
-    /// Saves into directory `dir` (created if missing).
+    /// Saves into directory `dir`, committed as a whole ([`crate::fsio::commit_dir`]): a kill
+    /// leaves the old model or the new one, never a mix. `dir` is replaced: it must be missing,
+    /// empty or an earlier model.
     pub fn save(&self, dir: &Path) -> Result<(), FlowError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        write_tensors(&dir.join("model.safetensors"), &self.tensors())?;
+        self.save_with(dir, |_| Ok(()))
+    }
+
+    /// [`Self::save`], with `extra` writing more files of the same artifact (a latent codec)
+    /// into the staging folder before the commit.
+    pub fn save_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<(), FlowError>) -> Result<(), FlowError> {
+        if dir.is_dir() && !dir.join("config.json").is_file() {
+            let foreign = std::fs::read_dir(dir)
+                .map_err(|e| io_err(dir, e))?
+                .flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with(".lock"));
+            if foreign {
+                return Err(io_err(
+                    dir,
+                    "exists and holds files but no meta-model (config.json); refusing to replace it",
+                ));
+            }
+        }
+        crate::fsio::commit_dir(dir, |tmp| {
+            self.write_into(tmp)?;
+            extra(tmp)
+        })
+        .map_err(|e| match e {
+            crate::fsio::CommitError::Write(e) => e,
+            crate::fsio::CommitError::Io(e) => io_err(dir, e),
+        })
+    }
+
+    /// Writes `model.safetensors`, then `config.json` naming its hash, into `dir`.
+    fn write_into(&self, dir: &Path) -> Result<(), FlowError> {
+        let mpath = dir.join("model.safetensors");
+        let bytes = tensors_bytes(&mpath, &self.tensors())?;
+        write_atomic(&mpath, &bytes)?;
         let cfg = ConfigFile {
             format: FORMAT,
             config: self.config.clone(),
@@ -266,6 +392,7 @@ impl MetaModel {
             encoder: self.encoder.as_ref().map(|e| e.config),
             summary: self.summary.clone(),
             groups: self.groups.clone(),
+            weights_sha256: Some(sha256_hex(&bytes)),
         };
         let json = serde_json::to_vec_pretty(&cfg).map_err(|e| io_err(dir, e))?;
         write_atomic(&dir.join("config.json"), &json)
@@ -282,12 +409,44 @@ impl MetaModel {
                 format!("format {} (this build reads {FORMAT})", cfg.format),
             ));
         }
+        cfg.config
+            .validate()
+            .map_err(|e| io_err(&cpath, format!("config.{}", e.to_string().trim_start_matches("invalid: "))))?;
         let mpath = dir.join("model.safetensors");
+        let file_len = std::fs::metadata(&mpath).map_err(|e| io_err(&mpath, e))?.len();
+        // sizes from the config, bounded by the weights file before anything is allocated
+        let vel = velocity_params(&cfg.velocity);
+        let enc = cfg.encoder.as_ref().map(encoder_params);
+        let values = (|| vel?.checked_add(enc.unwrap_or(Some(0))?)?.checked_add(2 * cfg.velocity.dim as u64))();
+        match values.and_then(|n| n.checked_mul(4)) {
+            Some(b) if b <= file_len => {}
+            b => {
+                return Err(io_err(
+                    &cpath,
+                    format!(
+                        "velocity {:?} / encoder {:?} need {} bytes of weights, {} holds {file_len}",
+                        cfg.velocity,
+                        cfg.encoder,
+                        b.map_or("more than 2^64".into(), |b| b.to_string()),
+                        mpath.display()
+                    ),
+                ))
+            }
+        }
         let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
+        if let Some(want) = &cfg.weights_sha256 {
+            if &sha256_hex(&bytes) != want {
+                return Err(io_err(
+                    &mpath,
+                    format!("is not the weights file {} was written with (SHA-256 differs)", cpath.display()),
+                ));
+            }
+        }
         let st = SafeTensors::deserialize(&bytes).map_err(|e| io_err(&mpath, e))?;
         let mut velocity = VelocityMlp::zeros(cfg.velocity.clone(), cfg.config.gemm_threads());
         for e in velocity.mlp.layout.entries.clone() {
             let v = read_tensor(&st, &e.name, e.len(), &mpath)?;
+            check_finite(&mpath, &e.name, &v)?;
             velocity.params[e.range()].copy_from_slice(&v);
         }
         let encoder = match cfg.encoder {
@@ -296,6 +455,7 @@ impl MetaModel {
                 let mut enc = ContextEncoder::zeros(c);
                 for e in enc.layout().entries {
                     let v = read_tensor(&st, &e.name, e.len(), &mpath)?;
+                    check_finite(&mpath, &e.name, &v)?;
                     enc.params[e.range()].copy_from_slice(&v);
                 }
                 Some(enc)
@@ -306,6 +466,8 @@ impl MetaModel {
             mean: read_tensor(&st, "standardize.mean", d, &mpath)?,
             std: read_tensor(&st, "standardize.std", d, &mpath)?,
         };
+        check_finite(&mpath, "standardize.mean", &standardizer.mean)?;
+        check_finite(&mpath, "standardize.std", &standardizer.std)?;
         Ok(MetaModel {
             config: cfg.config,
             space: cfg.space,
@@ -320,6 +482,11 @@ impl MetaModel {
 
 /// Writes named f32 tensors `(name, shape, values)` as one safetensors file.
 pub(crate) fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<(), FlowError> {
+    write_atomic(path, &tensors_bytes(path, tensors)?)
+}
+
+/// Named f32 tensors `(name, shape, values)` as safetensors bytes (`path` names errors).
+fn tensors_bytes(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<Vec<u8>, FlowError> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(n, s, v)| (n.clone(), s.clone(), to_bytes(v)))
@@ -332,6 +499,5 @@ pub(crate) fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])
                 .map_err(|e| io_err(path, e))
         })
         .collect::<Result<_, _>>()?;
-    let st = safetensors::serialize(views, &None).map_err(|e| io_err(path, e))?;
-    write_atomic(path, &st)
+    safetensors::serialize(views, &None).map_err(|e| io_err(path, e))
 }

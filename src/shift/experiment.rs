@@ -16,7 +16,6 @@ use crate::report::table::{fmt_pm, Table};
 use crate::report::ReportError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 /// The grid.
@@ -83,7 +82,7 @@ pub struct SummaryRow {
 }
 
 /// Reads the finished cells of `path` (missing file: none). A torn last line (a killed run) is
-/// ignored; a bad line elsewhere is an error naming it.
+/// ignored ([`run_grid`] cuts it before appending); a bad line elsewhere is an error naming it.
 pub fn read_cells(path: &Path) -> Result<Vec<Cell>, ShiftError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -125,6 +124,8 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let path = out.join("cells.jsonl");
+    // a torn last line of a killed run is cut, so that the next cell starts on a line of its own
+    crate::fsio::repair_log_tail(&path, |l| serde_json::from_str::<Cell>(l).is_ok()).map_err(|e| io(&path, e))?;
     let mut cells: Vec<Cell> = read_cells(&path)?
         .into_iter()
         .filter(|c| c.setup == setup.key)
@@ -168,9 +169,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
                         results,
                     };
                     let line = serde_json::to_string(&cell).map_err(|e| ShiftError::Invalid(e.to_string()))?;
-                    writeln!(file, "{line}")
-                        .and_then(|_| file.flush())
-                        .map_err(|e| io(&path, e))?;
+                    crate::fsio::append_line(&mut file, &line).map_err(|e| io(&path, e))?;
                     cells.push(cell);
                     computed += 1;
                 }

@@ -125,6 +125,10 @@ fn check_config(cfg: &TrainConfig) -> Result<(), ZooError> {
     if !(cfg.optimizer.lr() > 0.0 && cfg.optimizer.lr().is_finite()) {
         return bad("--lr must be positive");
     }
+    let wd = cfg.optimizer.weight_decay();
+    if !(wd >= 0.0 && wd.is_finite()) {
+        return Err(ZooError::Invalid(format!("--weight-decay {wd}: must be a number ≥ 0")));
+    }
     Ok(())
 }
 
@@ -192,6 +196,12 @@ fn train_in_pool(
     }
     let layout = spec.layout();
     let (k, d) = (cfg.models, layout.dim());
+    // weights, gradients and two Adam moments of K models, before anything is allocated
+    crate::limits::check_alloc(
+        &format!("--models {k} of {} ({d} weights each)", spec.name),
+        crate::limits::product(&[k, d, 4 * 4]),
+    )
+    .map_err(|e| ZooError::Invalid(e.to_string()))?;
     let threads = cfg.threads.max(1);
     let manifest_path = out.join(MANIFEST_FILE);
     let data_info = DataInfo {
