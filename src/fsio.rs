@@ -109,6 +109,12 @@ impl DirLock {
     }
 }
 
+/// Whether `name` is a lock file of [`DirLock`] (`.lock`, `.lock.<name>`), which folder
+/// contents checks should ignore.
+pub fn is_lock_file(name: &str) -> bool {
+    name == ".lock" || name.starts_with(".lock.")
+}
+
 /// Locks the output folder `dir` of a command: the whole folder (`<dir>/.lock`), or, for shard
 /// `i` of `n` of a run whose shards share the folder, only that shard (`.lock.shard-I-of-N`).
 pub fn lock_output(dir: &Path, shard: Option<(usize, usize)>) -> std::io::Result<DirLock> {

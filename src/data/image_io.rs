@@ -113,7 +113,7 @@ pub fn export_npy(ds: &Dataset, dir: &Path, split: &str) -> Result<(), DataError
         (dir.join("classes.txt"), (ds.class_names.join("\n") + "\n").into_bytes()),
     ];
     for (p, bytes) in files {
-        std::fs::write(&p, bytes).map_err(|e| DataError::io(&p, e))?;
+        crate::fsio::write_atomic(&p, &bytes).map_err(|e| DataError::io(&p, e))?;
     }
     Ok(())
 }

@@ -361,7 +361,7 @@ impl MetaModel {
             let foreign = std::fs::read_dir(dir)
                 .map_err(|e| io_err(dir, e))?
                 .flatten()
-                .any(|e| !e.file_name().to_string_lossy().starts_with(".lock"));
+                .any(|e| !crate::fsio::is_lock_file(&e.file_name().to_string_lossy()));
             if foreign {
                 return Err(io_err(
                     dir,

@@ -240,3 +240,60 @@ pub fn arch_activation(arch: &ArchSpec) -> Option<crate::nets::Activation> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue item 4: a resumed run re-writes the metrics of earlier epochs as it read them, so
+    /// every f64 must survive a JSON round trip bit for bit (serde_json's `float_roundtrip`;
+    /// without it 1.4752241679854803 reads back as 1.4752241679854805, about 13 % of values).
+    #[test]
+    fn metrics_round_trip_through_json_exactly() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut models = vec![ModelMetrics {
+            train_loss: 1.4752241679854803,
+            train_acc: 1.8079224090601014,
+            val_loss: None,
+            val_acc: None,
+            test_loss: 0.1 + 0.2,
+            test_acc: 2.0 / 3.0,
+        }];
+        for _ in 0..2000 {
+            let (a, b, c, d) = (next(), next(), next(), next());
+            models.push(ModelMetrics {
+                train_loss: 2.5 * a,
+                train_acc: b,
+                val_loss: Some(c * 1e-3),
+                val_acc: Some(d),
+                test_loss: a * 7.0,
+                test_acc: b * c,
+            });
+        }
+        let rec = EpochRecord {
+            epoch: 3,
+            train_s: next() * 100.0,
+            eval_s: next(),
+            train_img_per_s: next() * 1e5,
+            models,
+        };
+        let text = serde_json::to_string_pretty(&rec).unwrap();
+        let back: EpochRecord = serde_json::from_str(&text).unwrap();
+        let bits = |r: &EpochRecord| -> Vec<u64> {
+            let mut v = vec![r.train_s.to_bits(), r.eval_s.to_bits(), r.train_img_per_s.to_bits()];
+            for m in &r.models {
+                v.extend([m.train_loss, m.train_acc, m.test_loss, m.test_acc].map(f64::to_bits));
+                v.extend([m.val_loss, m.val_acc].map(|x| x.map_or(0, f64::to_bits)));
+            }
+            v
+        };
+        assert_eq!(bits(&back), bits(&rec));
+        assert_eq!(serde_json::to_string_pretty(&back).unwrap(), text);
+    }
+}

@@ -423,6 +423,7 @@ fn write_manifest(out: &Path, m: &Manifest) -> Result<(), ZooError> {
 fn is_zoo_file(name: &str) -> bool {
     let name = crate::fsio::temp_target(name).unwrap_or(name);
     name == MANIFEST_FILE
+        || crate::fsio::is_lock_file(name)
         || ((name.starts_with("epoch_") || name.starts_with("optimizer_")) && name.ends_with(".safetensors"))
 }
 
