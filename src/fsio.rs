@@ -343,7 +343,10 @@ mod tests {
         .unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "3");
         assert!(!dir.join("b").exists());
-        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("m")]);
     }
 

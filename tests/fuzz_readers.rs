@@ -3,7 +3,7 @@
 //! header fields set to extreme values) and every read must return `Ok` or an error, never
 //! panic, and never ask the allocator for one block larger than [`MAX_BLOCK`] — a header that
 //! claims terabytes is refused before allocating. The case counts are fixed (a few seconds
-//! each in a release build); docs/fuzz.md records them and how to run longer.
+//! each in a release build; `WF_FUZZ_CASES=N` runs N each); docs/fuzz.md records the runs.
 
 mod common;
 
@@ -48,6 +48,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// The case count: `default`, or `WF_FUZZ_CASES` for longer runs.
+fn cases(default: u32) -> u32 {
+    std::env::var("WF_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn assert_bounded(what: &str) {
     let largest = LARGEST.load(Ordering::Relaxed);
     assert!(largest <= MAX_BLOCK, "{what}: one allocation of {largest} bytes");
@@ -71,7 +79,13 @@ fn mutate(mut b: Vec<u8>, flips: &[(usize, u8)], big: (usize, u64), cut: usize) 
 }
 
 fn big_value() -> impl Strategy<Value = u64> {
-    prop_oneof![Just(u64::MAX), Just(1u64 << 40), Just(1u64 << 32), Just(0), any::<u64>()]
+    prop_oneof![
+        Just(u64::MAX),
+        Just(1u64 << 40),
+        Just(1u64 << 32),
+        Just(0),
+        any::<u64>()
+    ]
 }
 
 fn gz(b: &[u8]) -> Vec<u8> {
@@ -100,7 +114,9 @@ fn npz() -> Vec<u8> {
 
 fn tar_gz(claim: u64) -> Vec<u8> {
     let mut img = std::io::Cursor::new(Vec::new());
-    image::RgbImage::new(3, 2).write_to(&mut img, image::ImageFormat::Png).unwrap();
+    image::RgbImage::new(3, 2)
+        .write_to(&mut img, image::ImageFormat::Png)
+        .unwrap();
     let img = img.into_inner();
     let mut raw = Vec::new();
     for (i, name) in ["r/train/a/0.png", "r/train/b/0.png"].iter().enumerate() {
@@ -118,7 +134,7 @@ fn tar_gz(claim: u64) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn fuzz_npy_and_npz(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
@@ -155,7 +171,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     #[test]
     fn fuzz_tar_gz_folders(claim in big_value(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),

@@ -62,8 +62,23 @@ fn classifier() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("wf-reliability-{}", std::process::id()));
         let zoo = dir.join("zoo");
         ok(&[
-            "zoo", "train", "--data", REF, "--test", NULL, "--models", "1", "--epochs", "1", "--batch", "32",
-            "--threads", "1", "--quiet", "--out", s(&zoo),
+            "zoo",
+            "train",
+            "--data",
+            REF,
+            "--test",
+            NULL,
+            "--models",
+            "1",
+            "--epochs",
+            "1",
+            "--batch",
+            "32",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            s(&zoo),
         ]);
         let f = dir.join("f.safetensors");
         ok(&["zoo", "export", s(&zoo), "--model", "0", "--out", s(&f)]);
@@ -90,8 +105,25 @@ fn torn_cells_log_resumes() {
     let out = dir.path().join("grid");
     let grid = |seeds: &'static str| -> Vec<String> {
         [
-            "experiment", "shift", "--source", REF, "--shifted", SHIFTED, "--sizes", "10", "--seeds", seeds,
-            "--methods", "bbsd", "--model", s(f), "--n-reference", "100", "--quiet", "--out", s(&out),
+            "experiment",
+            "shift",
+            "--source",
+            REF,
+            "--shifted",
+            SHIFTED,
+            "--sizes",
+            "10",
+            "--seeds",
+            seeds,
+            "--methods",
+            "bbsd",
+            "--model",
+            s(f),
+            "--n-reference",
+            "100",
+            "--quiet",
+            "--out",
+            s(&out),
         ]
         .map(String::from)
         .to_vec()
@@ -100,7 +132,12 @@ fn torn_cells_log_resumes() {
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let cells = out.join("cells.jsonl");
     let len = std::fs::metadata(&cells).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&cells).unwrap().set_len(len - 1).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cells)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
     let args = grid("2");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&args);
@@ -175,14 +212,22 @@ fn meta_model_configs_are_validated_on_load() {
         ("config", "width", Value::from(1_000_000_000u64), "config.width"),
         ("velocity", "width", Value::from(1_000_000_000u64), "velocity"),
         ("config", "context_k", Value::from(0), "config.context_k"),
-        ("config", "sample_steps", Value::from(1_000_000_000_000u64), "config.sample_steps"),
+        (
+            "config",
+            "sample_steps",
+            Value::from(1_000_000_000_000u64),
+            "config.sample_steps",
+        ),
     ];
     for (i, (section, field, value, needle)) in cases.into_iter().enumerate() {
         let d = root.path().join(format!("m{i}"));
         m.save(&d).unwrap();
         edit_config(&d, |v| v[section][field] = value);
         let e = load_err(&d);
-        assert!(e.contains("config.json") && e.contains(needle), "{section}.{field}: {e}");
+        assert!(
+            e.contains("config.json") && e.contains(needle),
+            "{section}.{field}: {e}"
+        );
         let (code, _, err) = run(&["flow", "info", s(&d)]);
         assert_eq!(code, Some(1), "{err}");
     }
@@ -196,7 +241,10 @@ fn non_finite_weights_are_refused_on_load() {
     m.velocity.params[3] = f32::NAN;
     m.save(root.path()).unwrap();
     let e = load_err(root.path());
-    assert!(e.contains("model.safetensors") && e.contains("velocity.") && e.contains("NaN"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("velocity.") && e.contains("NaN"),
+        "{e}"
+    );
     let (code, _, err) = run(&["flow", "info", s(root.path())]);
     assert_eq!(code, Some(1), "flow info accepted NaN weights: {err}");
 }
@@ -208,27 +256,57 @@ fn bad_counts_and_settings_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let o = dir.path().join("z");
     let zoo = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = ["zoo", "train", "--data", REF, "--test", NULL, "--epochs", "0", "--quiet", "--out"]
-            .map(String::from)
-            .to_vec();
+        let mut v: Vec<String> = [
+            "zoo", "train", "--data", REF, "--test", NULL, "--epochs", "0", "--quiet", "--out",
+        ]
+        .map(String::from)
+        .to_vec();
         v.push(s(&o).to_string());
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
     let a = zoo(&["--models", "100000000"]);
-    fails_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), &["--models 100000000", "memory budget"]);
+    fails_with(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["--models 100000000", "memory budget"],
+    );
     let a = zoo(&["--weight-decay", "nan"]);
     fails_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), &["--weight-decay"]);
-    fails_with(&["data", "info", "synthetic:shapes,n=99999999999999"], &["n=99999999999999", "memory budget"]);
+    fails_with(
+        &["data", "info", "synthetic:shapes,n=99999999999999"],
+        &["n=99999999999999", "memory budget"],
+    );
     let meta = dir.path().join("meta");
     toy_meta(5).save(&meta).unwrap();
     let gen = dir.path().join("gen");
     fails_with(
-        &["flow", "sample", "--meta", s(&meta), "--context", REF, "-n", "1000000000", "--out", s(&gen)],
+        &[
+            "flow",
+            "sample",
+            "--meta",
+            s(&meta),
+            "--context",
+            REF,
+            "-n",
+            "1000000000",
+            "--out",
+            s(&gen),
+        ],
         &["-n 1000000000", "memory budget"],
     );
     fails_with(
-        &["flow", "sample", "--meta", s(&meta), "--context", REF, "--steps", "1000000000000", "--out", s(&gen)],
+        &[
+            "flow",
+            "sample",
+            "--meta",
+            s(&meta),
+            "--context",
+            REF,
+            "--steps",
+            "1000000000000",
+            "--out",
+            s(&gen),
+        ],
         &["--steps"],
     );
 }

@@ -43,7 +43,10 @@ pub fn gunzip_if_needed(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError>
             .map_err(|e| DataError::format(path, format!("broken gzip stream: {e}")))?;
         if out.len() as u64 > cap {
             let e = crate::limits::check_inflate("the gzip stream", raw.len() as u64, out.len() as u64);
-            return Err(DataError::format(path, e.err().map_or_else(String::new, |e| e.to_string())));
+            return Err(DataError::format(
+                path,
+                e.err().map_or_else(String::new, |e| e.to_string()),
+            ));
         }
         Ok(out)
     } else {
@@ -284,7 +287,12 @@ mod tests {
         let p = dir.path().join("t10k-images-idx3-ubyte.gz");
         std::fs::write(&p, &bomb).unwrap();
         std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), write_idx(&[1], &[0])).unwrap();
-        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES).unwrap_err().to_string();
-        assert!(e.contains("t10k-images-idx3-ubyte.gz") && e.contains("decompression bomb"), "{e}");
+        let e = read_mnist_dir(dir.path(), "test", MNIST_CLASSES)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t10k-images-idx3-ubyte.gz") && e.contains("decompression bomb"),
+            "{e}"
+        );
     }
 }

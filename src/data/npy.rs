@@ -461,6 +461,9 @@ mod tests {
         };
         assert!(claimed.len() < 4 << 20, "{}", claimed.len());
         let e = read_zip(Path::new("bomb.npz"), &claimed).unwrap_err().to_string();
-        assert!(e.contains("bomb.npz") && e.contains("x.npy") && e.contains("256.00 MiB"), "{e}");
+        assert!(
+            e.contains("bomb.npz") && e.contains("x.npy") && e.contains("256.00 MiB"),
+            "{e}"
+        );
     }
 }

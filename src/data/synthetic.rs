@@ -264,7 +264,9 @@ mod tests {
     /// Issue item 9: a count beyond the memory budget was an abort, now an error naming `n`.
     #[test]
     fn huge_counts_are_errors() {
-        let e = crate::data::load("synthetic:shapes,n=99999999999999").unwrap_err().to_string();
+        let e = crate::data::load("synthetic:shapes,n=99999999999999")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("n=99999999999999") && e.contains("memory budget"), "{e}");
     }
 }

@@ -130,7 +130,9 @@ impl FlowConfig {
                 ("ctx_pool", self.ctx_pool),
             ] {
                 if v == 0 {
-                    return bad(format!("{field} is 0; a conditional model (ctx_dim > 0) needs it positive"));
+                    return bad(format!(
+                        "{field} is 0; a conditional model (ctx_dim > 0) needs it positive"
+                    ));
                 }
             }
         }
@@ -141,7 +143,10 @@ impl FlowConfig {
             return bad(format!("ctx_lr is {}; it must be a number ≥ 0", self.ctx_lr));
         }
         if !(self.opt.weight_decay >= 0.0 && self.opt.weight_decay.is_finite()) {
-            return bad(format!("weight_decay is {}; it must be a number ≥ 0", self.opt.weight_decay));
+            return bad(format!(
+                "weight_decay is {}; it must be a number ≥ 0",
+                self.opt.weight_decay
+            ));
         }
         if !self.opt.clip_norm.is_finite() {
             return bad(format!("clip_norm is {}; it must be a number", self.opt.clip_norm));
@@ -263,7 +268,7 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 /// Checks that every value of tensor `name` is finite.
-pub(crate) fn check_finite(path: &Path, name: &str, v: &[f32]) -> Result<(), FlowError> {
+fn check_finite(path: &Path, name: &str, v: &[f32]) -> Result<(), FlowError> {
     match v.iter().position(|x| !x.is_finite()) {
         None => Ok(()),
         Some(i) => Err(io_err(
@@ -289,7 +294,7 @@ pub(crate) fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Reads the f32 tensor `name` of `len` values.
+/// Reads the f32 tensor `name` of `len` values, all finite.
 pub(crate) fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &Path) -> Result<Vec<f32>, FlowError> {
     let t = st
         .tensor(name)
@@ -304,10 +309,13 @@ pub(crate) fn read_tensor(st: &SafeTensors<'_>, name: &str, len: usize, path: &P
             ),
         ));
     }
-    Ok(t.data()
+    let v: Vec<f32> = t
+        .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+        .collect();
+    check_finite(path, name, &v)?;
+    Ok(v)
 }
 
 impl MetaModel {
@@ -409,15 +417,21 @@ impl MetaModel {
                 format!("format {} (this build reads {FORMAT})", cfg.format),
             ));
         }
-        cfg.config
-            .validate()
-            .map_err(|e| io_err(&cpath, format!("config.{}", e.to_string().trim_start_matches("invalid: "))))?;
+        cfg.config.validate().map_err(|e| {
+            io_err(
+                &cpath,
+                format!("config.{}", e.to_string().trim_start_matches("invalid: ")),
+            )
+        })?;
         let mpath = dir.join("model.safetensors");
         let file_len = std::fs::metadata(&mpath).map_err(|e| io_err(&mpath, e))?.len();
         // sizes from the config, bounded by the weights file before anything is allocated
         let vel = velocity_params(&cfg.velocity);
         let enc = cfg.encoder.as_ref().map(encoder_params);
-        let values = (|| vel?.checked_add(enc.unwrap_or(Some(0))?)?.checked_add(2 * cfg.velocity.dim as u64))();
+        let values = (|| {
+            vel?.checked_add(enc.unwrap_or(Some(0))?)?
+                .checked_add(2 * cfg.velocity.dim as u64)
+        })();
         match values.and_then(|n| n.checked_mul(4)) {
             Some(b) if b <= file_len => {}
             b => {
@@ -438,7 +452,10 @@ impl MetaModel {
             if &sha256_hex(&bytes) != want {
                 return Err(io_err(
                     &mpath,
-                    format!("is not the weights file {} was written with (SHA-256 differs)", cpath.display()),
+                    format!(
+                        "is not the weights file {} was written with (SHA-256 differs)",
+                        cpath.display()
+                    ),
                 ));
             }
         }
@@ -446,7 +463,6 @@ impl MetaModel {
         let mut velocity = VelocityMlp::zeros(cfg.velocity.clone(), cfg.config.gemm_threads());
         for e in velocity.mlp.layout.entries.clone() {
             let v = read_tensor(&st, &e.name, e.len(), &mpath)?;
-            check_finite(&mpath, &e.name, &v)?;
             velocity.params[e.range()].copy_from_slice(&v);
         }
         let encoder = match cfg.encoder {
@@ -455,7 +471,6 @@ impl MetaModel {
                 let mut enc = ContextEncoder::zeros(c);
                 for e in enc.layout().entries {
                     let v = read_tensor(&st, &e.name, e.len(), &mpath)?;
-                    check_finite(&mpath, &e.name, &v)?;
                     enc.params[e.range()].copy_from_slice(&v);
                 }
                 Some(enc)
@@ -466,8 +481,6 @@ impl MetaModel {
             mean: read_tensor(&st, "standardize.mean", d, &mpath)?,
             std: read_tensor(&st, "standardize.std", d, &mpath)?,
         };
-        check_finite(&mpath, "standardize.mean", &standardizer.mean)?;
-        check_finite(&mpath, "standardize.std", &standardizer.std)?;
         Ok(MetaModel {
             config: cfg.config,
             space: cfg.space,

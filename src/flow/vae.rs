@@ -240,8 +240,36 @@ impl Vae {
         let cpath = dir.join("vae.json");
         let text = std::fs::read(&cpath).map_err(|e| io_err(&cpath, e))?;
         let config: VaeConfig = serde_json::from_slice(&text).map_err(|e| io_err(&cpath, e))?;
-        let mut vae = Vae::new(config, threads, &mut stream(0, "vae-load", 0))?;
         let mpath = dir.join("vae.safetensors");
+        // the sizes of the config, bounded by the weights file before anything is allocated
+        let file_len = std::fs::metadata(&mpath).map_err(|e| io_err(&mpath, e))?.len();
+        let mut sizes = vec![config.data_dim];
+        sizes.extend(&config.hidden);
+        let params = (|| {
+            let enc = sizes
+                .iter()
+                .chain([&config.latent.checked_mul(2)?])
+                .map(|&x| x as u64)
+                .collect::<Vec<_>>();
+            let layers = |v: &[u64]| {
+                v.windows(2)
+                    .try_fold(0u64, |a, w| a.checked_add(w[0].checked_mul(w[1])?.checked_add(w[1])?))
+            };
+            let mut dec = vec![config.latent as u64];
+            dec.extend(config.hidden.iter().rev().map(|&x| x as u64));
+            dec.push(config.data_dim as u64);
+            layers(&enc)?.checked_add(layers(&dec)?)?.checked_mul(4)
+        })();
+        if params.is_none_or(|b| b > file_len) {
+            return Err(io_err(
+                &cpath,
+                format!(
+                    "data_dim/latent/hidden need more weights than {} holds ({file_len} bytes)",
+                    mpath.display()
+                ),
+            ));
+        }
+        let mut vae = Vae::new(config, threads, &mut stream(0, "vae-load", 0))?;
         let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| io_err(&mpath, e))?;
         let ne = vae.enc.num_params();
