@@ -187,7 +187,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
         .query_labeled(&qds, a.n_query, None, a.seed)
         .with_context(|| format!("--query {} --n-query {:?}", a.query, a.n_query))?;
     let results = setup
-        .test(method, &q, Some(&labels), a.seed)
+        .test(method, &q, qds.is_labeled().then_some(&labels[..]), a.seed)
         .with_context(|| format!("--method {method}"))?;
     let pick = if method == Method::Detectron && a.statistic == "disagreement" {
         1

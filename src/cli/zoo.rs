@@ -336,6 +336,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let epoch = a.epoch.unwrap_or(m.epochs);
     let w = z.load_epoch(epoch)?;
     let ds = crate::data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
+    ds.require_labels("zoo eval (accuracy)")?;
     let threads = default_threads(a.threads);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let r = pool.install(|| zoo::evaluate(&m.arch, &w, m.models, &ds, &m.normalization, threads))?;
