@@ -92,8 +92,15 @@ pub struct TestOptions {
 }
 
 impl TestOptions {
-    /// The model source and setup configuration.
+    /// The model source and setup configuration, set up against `reference`.
     pub fn setup(&self, reference: &str) -> anyhow::Result<Setup> {
+        let (source, cfg) = self.source_and_config()?;
+        Setup::new(&source, reference, cfg)
+            .with_context(|| format!("setting up the test against --reference {reference}"))
+    }
+
+    /// The model source and setup configuration.
+    pub fn source_and_config(&self) -> anyhow::Result<(ModelSource, SetupConfig)> {
         let mmd_pixels = match self.mmd_features.as_str() {
             "softmax" => false,
             "pixels" => true,
@@ -140,8 +147,7 @@ impl TestOptions {
             },
             quiet: self.quiet,
         };
-        Setup::new(&source, reference, cfg)
-            .with_context(|| format!("setting up the test against --reference {reference}"))
+        Ok((source, cfg))
     }
 }
 
