@@ -193,7 +193,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Items of a context set on the plain [0, 1] scale `[n, 3, 32, 32]` (as `flow train` stores them).
-fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
+pub fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
     let n = ds.len();
     let idx: Vec<usize> = if n > max {
         let mut v = rand::seq::index::sample(&mut stream(seed, "flow-context-pool", 0), n, max).into_vec();
@@ -236,7 +236,8 @@ fn generate_base(
     Ok((spec, s.x, norm))
 }
 
-/// f read from a `zoo export` safetensors file: the architecture and normalization come from the
+/// f read from a safetensors file: the architecture and normalization come from its metadata
+/// (`architecture`, `normalization`, as `zoo export` and `detector fit` write them), else from the
 /// zoo named in its metadata, else from the meta-model `meta`.
 fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, Normalization), ShiftError> {
     let bytes = std::fs::read(path).map_err(|e| ShiftError::Invalid(format!("--model {}: {e}", path.display())))?;
@@ -252,9 +253,18 @@ fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, No
         .get("zoo")
         .and_then(|z| z.as_str())
         .and_then(|z| crate::zoo::Zoo::open(z).ok());
-    let (spec, norm) = match (zoo, meta) {
-        (Some(z), _) => (z.manifest.arch.clone(), z.manifest.normalization),
-        (None, Some(dir)) => {
+    // a self-contained file names its architecture and normalization itself
+    let own = info
+        .get("architecture")
+        .and_then(|a| serde_json::from_value::<ArchSpec>(a.clone()).ok())
+        .zip(
+            info.get("normalization")
+                .and_then(|n| serde_json::from_value::<Normalization>(n.clone()).ok()),
+        );
+    let (spec, norm) = match (own, zoo, meta) {
+        (Some(own), _, _) => own,
+        (None, Some(z), _) => (z.manifest.arch.clone(), z.manifest.normalization),
+        (None, None, Some(dir)) => {
             let m = MetaModel::load(dir)?;
             let Some(spec) = m.space.arch.clone() else {
                 return Err(ShiftError::Invalid(format!("meta-model {} has no architecture", dir.display())));
@@ -262,7 +272,7 @@ fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, No
             let norm = m.groups.first().and_then(|g| g.normalization).unwrap_or(Normalization::IDENTITY);
             (spec, norm)
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(ShiftError::Invalid(format!(
                 "--model {}: its zoo (metadata {info}) cannot be opened and no --meta gives the architecture and normalization",
                 path.display()

@@ -19,8 +19,10 @@ pub fn export_model(zoo: &Zoo, model: usize, epoch: usize, out: &Path) -> Result
         .map(|e| (e.name.as_str(), e.shape.clone(), &w[e.range()]))
         .collect();
     let meta = serde_json::json!({
-        "zoo": zoo.dir.display().to_string(), "model": model, "epoch": epoch,
+        "zoo": std::fs::canonicalize(&zoo.dir).unwrap_or_else(|_| zoo.dir.clone()).display().to_string(),
+        "model": model, "epoch": epoch,
         "arch": m.arch.name, "test_acc": m.metrics(model, epoch).map(|x| x.test_acc),
+        "architecture": m.arch, "normalization": m.normalization, "class_names": m.data.class_names,
     })
     .to_string();
     let bytes = safetensors_bytes(&tensors, &meta).map_err(|r| ZooError::format(out, r))?;
