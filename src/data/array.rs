@@ -210,4 +210,30 @@ mod tests {
         assert_eq!(a.0[4..8], [10, 11, 12, 13]);
         assert!(images_from_buffer("c", PixelType::F32, &[2, 3, 2, 2], &f32_bytes(&chw)).is_err());
     }
+
+    #[test]
+    fn arrays_without_labels_read_as_unlabeled_datasets() {
+        use crate::data::npy;
+        let dir = tempfile::tempdir().unwrap();
+        let x = npy::write_npy("<f4", &[2, 28, 28, 1], &f32_bytes(&vec![0.5; 2 * 784]));
+        let one = dir.path().join("batch.npy");
+        std::fs::write(&one, &x).unwrap();
+        let d = crate::data::load(&format!("npy:{}", one.display())).unwrap();
+        assert!(!d.is_labeled());
+        assert_eq!((d.len(), d.shape), (2, [3, 32, 32]));
+        assert_eq!(d.image(0)[2 * 32 + 2], 128);
+        assert!(d
+            .require_labels("training")
+            .unwrap_err()
+            .to_string()
+            .contains("needs labels"));
+        // a directory with x.npy only is unlabeled; with y.npy it is labeled
+        std::fs::write(dir.path().join("x.npy"), &x).unwrap();
+        let spec = format!("npy:{}", dir.path().display());
+        assert!(!crate::data::load(&spec).unwrap().is_labeled());
+        std::fs::write(dir.path().join("y.npy"), npy::write_npy("|u1", &[2], &[3, 1])).unwrap();
+        let d = crate::data::load(&spec).unwrap();
+        assert!(d.is_labeled());
+        assert_eq!(d.labels, vec![3, 1]);
+    }
 }
