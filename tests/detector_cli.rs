@@ -102,6 +102,25 @@ fn saved_detectors_test_unlabeled_batches() {
     let f = d("f.safetensors");
     ok(&["zoo", "export", &zoo, "--model", "0", "--out", &f]);
 
+    // self-contained exports: every model, metadata that names the architecture, a loader that
+    // finds its file next to itself
+    let all = d("export");
+    ok(&["zoo", "export", &zoo, "--all", "--out", &all]);
+    for k in 0..2 {
+        let st = std::fs::read(Path::new(&all).join(format!("model_{k}.safetensors"))).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&st).unwrap();
+        let meta: Value = serde_json::from_str(&header.metadata().as_ref().unwrap()["weightflow"]).unwrap();
+        assert_eq!(meta["architecture"]["name"], "cnn3", "{meta}");
+        assert!(
+            meta["normalization"]["mean"].is_array() && meta["class_names"].is_array(),
+            "{meta}"
+        );
+        let py = std::fs::read_to_string(Path::new(&all).join(format!("model_{k}.py"))).unwrap();
+        let want = format!("os.path.dirname(os.path.abspath(__file__)), \"model_{k}.safetensors\"");
+        assert!(py.contains(&want), "{py}");
+        assert!(py.contains("def load(path=WEIGHTS)"), "{py}");
+    }
+
     // unlabeled batches: float32 NHWC .npy (20 and 30 images), a flat PNG folder
     write_float_nhwc(SHIFTED, 20, &dir.path().join("shift.npy"));
     write_float_nhwc(NULL, 20, &dir.path().join("clean.npy"));
@@ -269,6 +288,44 @@ fn saved_detectors_test_unlabeled_batches() {
         "32",
         "--quiet",
         "--json",
+    ]);
+    let gen = d("gen");
+    let torch = d("torch");
+    ok(&[
+        "flow",
+        "sample",
+        "--meta",
+        &meta,
+        "--context",
+        REF,
+        "-n",
+        "2",
+        "--out",
+        &gen,
+        "--export-torch",
+        &torch,
+        "--json",
+    ]);
+    for i in 0..2 {
+        assert!(Path::new(&torch).join(format!("net_{i}.safetensors")).is_file());
+        assert!(Path::new(&torch).join(format!("net_{i}.py")).is_file());
+    }
+    // a generated network is a model file a detector can be fitted with
+    let net = Path::new(&torch).join("net_0.safetensors");
+    ok(&[
+        "detector",
+        "fit",
+        "--method",
+        "bbsd",
+        "--model",
+        net.to_str().unwrap(),
+        "--reference",
+        REF,
+        "--out",
+        &d("det-gen"),
+        "--quiet",
+        "--n-reference",
+        "100",
     ]);
     let det = d("det-md");
     let mut args = vec![
