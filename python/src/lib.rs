@@ -2,8 +2,8 @@
 //! `(dtype, shape, bytes)` triples (the pure-Python `weightflow` package converts NumPy arrays),
 //! results as JSON strings; every computation is the crate's own, run with the GIL released.
 
-// pyo3 0.22's exception macro tests cfgs newer compilers do not know
-#![allow(unexpected_cfgs)]
+// pyo3 0.22's macros test cfgs newer compilers do not know, and convert PyErr into itself
+#![allow(unexpected_cfgs, clippy::useless_conversion)]
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;

@@ -19,7 +19,8 @@ pub struct DetectorArgs {
     pub command: DetectorCommand,
 }
 
-/// The `detector` subcommands.
+/// The `detector` subcommands (parsed once, so the size of the largest variant does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum DetectorCommand {
     /// Fit a detector against a reference set and save it to a directory.

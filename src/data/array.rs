@@ -82,7 +82,7 @@ pub fn to_pixels(what: &str, ty: PixelType, data: &[u8]) -> Result<Vec<u8>, Stri
         return Ok(data.to_vec());
     }
     let size = ty.size();
-    if data.len() % size != 0 {
+    if !data.len().is_multiple_of(size) {
         return Err(format!(
             "{what}: {} bytes are not a whole number of {size}-byte values",
             data.len()

@@ -99,7 +99,7 @@ impl Dataset {
     pub fn unlabeled(name: impl Into<String>, images: Vec<u8>, shape: [usize; 3]) -> Result<Self, DataError> {
         let name = name.into();
         let per = shape.iter().product::<usize>();
-        if per == 0 || images.len() % per != 0 {
+        if per == 0 || !images.len().is_multiple_of(per) {
             return Err(DataError::Format {
                 path: name.into(),
                 reason: format!(

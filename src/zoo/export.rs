@@ -103,8 +103,8 @@ pub fn python_snippet(arch: &ArchSpec, norm: &Normalization, weights_file: &str)
         r#""""The {name} exported by weightflow, as a PyTorch module (PyTorch >= 2).
 
     import {module}
-    model = {module}.load()                        # reads {path} next to this file
-    logits = model({module}.preprocess(x))      # x: float [N, {c}, {h}, {w}] on [0, 1]
+    model = {module}.load()  # reads {path} next to this file
+    logits = model({module}.preprocess(x))  # x: float [N, {c}, {h}, {w}] on [0, 1]
 """
 import json
 import os
