@@ -221,7 +221,7 @@ impl PyMetaModel {
                 .map_err(|e| e.to_string())
             })
             .map_err(err)?;
-        let d = if n == 0 { 0 } else { x.len() / n };
+        let d = x.len().checked_div(n).unwrap_or(0);
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
         Ok((PyBytes::new_bound(py, &bytes), d))
     }
