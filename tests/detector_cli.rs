@@ -116,7 +116,7 @@ fn saved_detectors_test_unlabeled_batches() {
             "{meta}"
         );
         let py = std::fs::read_to_string(Path::new(&all).join(format!("model_{k}.py"))).unwrap();
-        let want = format!("os.path.dirname(os.path.abspath(__file__)), \"model_{k}.safetensors\"");
+        let want = format!("WEIGHTS = os.path.join(_HERE, \"model_{k}.safetensors\")");
         assert!(py.contains(&want), "{py}");
         assert!(py.contains("def load(path=WEIGHTS)"), "{py}");
     }

@@ -114,7 +114,11 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), {path:?})
+try:
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+except NameError:  # run with exec(open(...).read()): the working directory
+    _HERE = os.getcwd()
+WEIGHTS = os.path.join(_HERE, {path:?})
 
 
 def load_file(path):
