@@ -92,8 +92,15 @@ pub struct TestOptions {
 }
 
 impl TestOptions {
-    /// The model source and setup configuration.
+    /// The model source and setup configuration, set up against `reference`.
     pub fn setup(&self, reference: &str) -> anyhow::Result<Setup> {
+        let (source, cfg) = self.source_and_config()?;
+        Setup::new(&source, reference, cfg)
+            .with_context(|| format!("setting up the test against --reference {reference}"))
+    }
+
+    /// The model source and setup configuration.
+    pub fn source_and_config(&self) -> anyhow::Result<(ModelSource, SetupConfig)> {
         let mmd_pixels = match self.mmd_features.as_str() {
             "softmax" => false,
             "pixels" => true,
@@ -140,8 +147,7 @@ impl TestOptions {
             },
             quiet: self.quiet,
         };
-        Setup::new(&source, reference, cfg)
-            .with_context(|| format!("setting up the test against --reference {reference}"))
+        Ok((source, cfg))
     }
 }
 
@@ -187,7 +193,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
         .query_labeled(&qds, a.n_query, None, a.seed)
         .with_context(|| format!("--query {} --n-query {:?}", a.query, a.n_query))?;
     let results = setup
-        .test(method, &q, Some(&labels), a.seed)
+        .test(method, &q, qds.is_labeled().then_some(&labels[..]), a.seed)
         .with_context(|| format!("--method {method}"))?;
     let pick = if method == Method::Detectron && a.statistic == "disagreement" {
         1

@@ -126,6 +126,11 @@ pub struct SampleArgs {
     /// Dataset spec to evaluate the generated classifiers on.
     #[arg(long)]
     pub eval: Option<String>,
+    /// Also export every generated network for PyTorch into this directory: `net_I.safetensors`
+    /// (state_dict names; architecture and normalization in its metadata) and an importable
+    /// `net_I.py` whose `load()` reads it.
+    #[arg(long)]
+    pub export_torch: Option<PathBuf>,
     /// Labelled dataset spec of a cross-entropy reward r = −CE (as `tune --reward ce --data
     /// SPEC`): also report what the tilt p_base·exp(λr) that fine-tuning targets can reach, the
     /// --eval accuracy of the generated classifiers reweighted by exp(λr), with its effective
@@ -408,6 +413,28 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     zoo::store::write_atomic(&a.out.join("generated.safetensors"), &st)?;
     let embedding = crate::flow::sample::embed_context(&meta, &items, a.seed)?;
     let group = meta.nearest_group(&embedding);
+    if let Some(dir) = &a.export_torch {
+        let Some(arch) = &meta.space.arch else {
+            bail!("--export-torch: this meta-model does not generate networks")
+        };
+        let norm = group.and_then(|g| g.normalization).unwrap_or(Normalization::IDENTITY);
+        let _lock = crate::fsio::DirLock::acquire(dir).with_context(|| format!("--export-torch {}", dir.display()))?;
+        for (i, w) in s.x.chunks(d.max(1)).enumerate() {
+            let extra = serde_json::json!({
+                "meta": std::fs::canonicalize(&a.meta).unwrap_or_else(|_| a.meta.clone()).display().to_string(),
+                "context": a.context, "seed": a.seed, "index": i,
+            });
+            zoo::export::export_network(
+                arch,
+                &norm,
+                &ds.class_names,
+                w,
+                extra,
+                &dir.join(format!("net_{i}.safetensors")),
+            )
+            .with_context(|| format!("--export-torch {}", dir.display()))?;
+        }
+    }
     let mut out = serde_json::json!({
         "n": a.n, "steps": steps, "solver": solver, "nfe": s.nfe, "sample_s": sample_s,
         "context": a.context, "nearest_group": group.map(|g| g.name.clone()),

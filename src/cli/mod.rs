@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod detect;
+pub mod detector;
 pub mod experiment;
 pub mod flow;
 pub mod tune;
@@ -35,6 +36,8 @@ pub enum Command {
     Tune(tune::TuneArgs),
     /// Test one unlabeled query sample for a covariate shift.
     Detect(detect::DetectArgs),
+    /// Fit a shift detector once, save it, test many unlabeled batches with it.
+    Detector(detector::DetectorArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flow(a) => flow::run(a),
         Command::Tune(a) => tune::run(a),
         Command::Detect(a) => detect::run(a),
+        Command::Detector(a) => detector::run(a),
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::run(a),
     }

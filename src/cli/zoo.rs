@@ -106,12 +106,18 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     pub dir: PathBuf,
+    /// The model to export.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub model: Option<usize>,
+    /// Export every model of the zoo: --out is then a directory that receives
+    /// `model_K.safetensors` and `model_K.py` for each model K.
     #[arg(long)]
-    pub model: usize,
+    pub all: bool,
     /// Epoch (default: the last).
     #[arg(long)]
     pub epoch: Option<usize>,
-    /// Output safetensors file; the Python snippet goes next to it as `.py`.
+    /// Output safetensors file (the importable Python module goes next to it as `.py`), or the
+    /// output directory with --all.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -337,6 +343,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let epoch = a.epoch.unwrap_or(m.epochs);
     let w = z.load_epoch(epoch)?;
     let ds = crate::data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
+    ds.require_labels("zoo eval (accuracy)")?;
     let threads = default_threads(a.threads);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let r = pool.install(|| zoo::evaluate(&m.arch, &w, m.models, &ds, &m.normalization, threads))?;
@@ -364,14 +371,26 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 fn export(a: ExportArgs) -> anyhow::Result<()> {
     let z = Zoo::open(&a.dir)?;
     let epoch = a.epoch.unwrap_or(z.manifest.epochs);
-    let snippet = zoo::export::export_model(&z, a.model, epoch, &a.out)?;
+    let Some(model) = a.model.filter(|_| !a.all) else {
+        let _lock = crate::fsio::DirLock::acquire(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+        for k in 0..z.manifest.models {
+            let out = a.out.join(format!("model_{k}.safetensors"));
+            zoo::export::export_model(&z, k, epoch, &out)?;
+            println!("{} {}", out.display(), out.with_extension("py").display());
+        }
+        eprintln!(
+            "wrote {} models at epoch {epoch} to {}",
+            z.manifest.models,
+            a.out.display()
+        );
+        return Ok(());
+    };
+    let snippet = zoo::export::export_model(&z, model, epoch, &a.out)?;
     let py = a.out.with_extension("py");
-    crate::fsio::write_atomic(&py, snippet.as_bytes()).with_context(|| format!("writing {}", py.display()))?;
     println!("{snippet}");
     eprintln!(
-        "wrote {} (model {} at epoch {epoch}) and {}",
+        "wrote {} (model {model} at epoch {epoch}) and {}",
         a.out.display(),
-        a.model,
         py.display()
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! The in-memory dataset: u8 images `[N, C, H, W]` (CHW per image) with u32 labels, plus
 //! deterministic stratified splits, class subsets, per-channel normalization and conversion
-//! to f32 tensors for the engine.
+//! to f32 tensors for the engine. A dataset may be unlabeled ([`Dataset::unlabeled`]: no class
+//! names, placeholder labels); only label-reading code (training, the label oracle) refuses it.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,7 @@ pub struct Dataset {
     pub labels: Vec<u32>,
     /// `[C, H, W]` of one image.
     pub shape: [usize; 3],
-    /// One name per class; `labels` index into it.
+    /// One name per class; `labels` index into it. Empty for an unlabeled dataset.
     pub class_names: Vec<String>,
 }
 
@@ -89,6 +90,56 @@ impl Dataset {
             labels,
             shape,
             class_names,
+        })
+    }
+
+    /// An unlabeled dataset (a production batch): every label is 0 and `class_names` is empty,
+    /// which is what [`Dataset::is_labeled`] tests. Errors when `images` is not a whole number of
+    /// `shape` images.
+    pub fn unlabeled(name: impl Into<String>, images: Vec<u8>, shape: [usize; 3]) -> Result<Self, DataError> {
+        let name = name.into();
+        let per = shape.iter().product::<usize>();
+        if per == 0 || !images.len().is_multiple_of(per) {
+            return Err(DataError::Format {
+                path: name.into(),
+                reason: format!(
+                    "{} image bytes are not a whole number of {shape:?} images",
+                    images.len()
+                ),
+            });
+        }
+        let n = images.len() / per;
+        Ok(Dataset {
+            name,
+            images,
+            labels: vec![0; n],
+            shape,
+            class_names: Vec::new(),
+        })
+    }
+
+    /// The same images without labels (see [`Dataset::unlabeled`]).
+    pub fn into_unlabeled(self) -> Dataset {
+        Dataset {
+            labels: vec![0; self.len()],
+            class_names: Vec::new(),
+            ..self
+        }
+    }
+
+    /// False for an unlabeled dataset (no class names; its labels are placeholders).
+    pub fn is_labeled(&self) -> bool {
+        !self.class_names.is_empty()
+    }
+
+    /// An error naming the dataset when it is unlabeled and `purpose` (e.g. "training") needs labels.
+    pub fn require_labels(&self, purpose: &str) -> Result<(), DataError> {
+        if self.is_labeled() {
+            return Ok(());
+        }
+        Err(DataError::Empty {
+            what: self.name.clone(),
+            reason: format!("{purpose} needs labels, and this dataset has none"),
         })
     }
 

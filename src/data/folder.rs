@@ -2,7 +2,8 @@
 //! `.tar.gz`/`.tgz`/`.tar` archive (any leading directories are allowed in the archive). Class
 //! names are the sorted class directory names (the torchvision `ImageFolder` convention). Images
 //! are decoded in parallel (rayon); all must have the same size. The split `all` reads every
-//! split together.
+//! split together. A directory holding image files directly (and no directory named like the
+//! split) is a flat, unlabeled batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -34,7 +35,11 @@ struct Raw {
 /// Reads `split` of an image folder (directory or archive) at `path`.
 pub fn read_folder(path: &Path, split: &str) -> Result<Dataset, DataError> {
     let name = path.to_string_lossy().to_lowercase();
-    let (raws, classes) = if path.is_dir() {
+    let (raws, classes) = if path.is_dir() && !path.join(split).is_dir() && split != ALL && has_images(path)? {
+        // a flat folder of images: an unlabeled batch
+        let raws = collect_flat(path)?;
+        return Ok(decode_all(path, split, raws, BTreeSet::from([String::new()]))?.into_unlabeled());
+    } else if path.is_dir() {
         collect_dir(path, split)?
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".tar") {
         collect_tar(path, split)?
@@ -50,6 +55,37 @@ pub fn read_folder(path: &Path, split: &str) -> Result<Dataset, DataError> {
         ));
     };
     decode_all(path, split, raws, classes)
+}
+
+/// The image files directly in `dir`, sorted by name.
+fn flat_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && is_image(&p.to_string_lossy()))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn has_images(dir: &Path) -> Result<bool, DataError> {
+    Ok(!flat_files(dir)?.is_empty())
+}
+
+/// Every image directly in `dir` (class "").
+fn collect_flat(dir: &Path) -> Result<Vec<Raw>, DataError> {
+    flat_files(dir)?
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).map_err(|e| DataError::io(&f, e))?;
+            Ok(Raw {
+                entry: f.display().to_string(),
+                class: String::new(),
+                bytes,
+            })
+        })
+        .collect()
 }
 
 fn collect_dir(root: &Path, split: &str) -> Result<(Vec<Raw>, BTreeSet<String>), DataError> {

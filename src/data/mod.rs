@@ -10,6 +10,7 @@
 //! conversions), [`corrupt`] (CIFAR-10-C corruptions), [`synthetic`] (the built-in shapes set),
 //! [`download`] (official files over HTTPS with checksums), [`image_io`] (PNG grids, exports).
 
+pub mod array;
 pub mod camelyon;
 pub mod cifar;
 pub mod corrupt;

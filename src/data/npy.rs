@@ -1,9 +1,10 @@
 //! NumPy `.npy` (format versions 1–3) and `.npz` (zip, stored or deflated) readers and an `.npy`
 //! writer; the CIFAR-10.1 release (`cifar10.1_{v4,v6}_{data,labels}.npy`) and generic image arrays.
 //!
-//! Image arrays must be `uint8`, shaped `[N, H, W]` (gray), `[N, H, W, C]` or `[N, C, H, W]`
-//! with C ∈ {1, 3} (the channel axis is found by its size; channels-last wins a tie). Labels may be
-//! any integer dtype, shape `[N]`.
+//! Image arrays are `uint8`, `float32` or `float64`, shaped `[N, H, W]` (gray), `[N, H, W, C]` or
+//! `[N, C, H, W]` with C ∈ {1, 3} (scale and layout rules: [`super::array`]). Labels may be any
+//! integer dtype, shape `[N]`; without a label array (a single `.npy`, an `.npz` without `y`, a
+//! directory without `y.npy`) the dataset is unlabeled.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -195,12 +196,6 @@ pub fn dataset_from_arrays(
     y: &NpyArray,
     class_names: Option<Vec<String>>,
 ) -> Result<Dataset, DataError> {
-    if x.descr != "|u1" && x.descr != "<u1" && x.descr != "=u1" {
-        return Err(DataError::format(
-            ip,
-            format!("images must be uint8, dtype is `{}`", x.descr),
-        ));
-    }
     let labels = y.to_labels(lp)?;
     if y.shape.len() != 1 {
         return Err(DataError::format(
@@ -208,18 +203,8 @@ pub fn dataset_from_arrays(
             format!("labels have shape {:?}, expected [N]", y.shape),
         ));
     }
-    let s = &x.shape;
-    let (n, c, h, w, last) = match s.len() {
-        3 => (s[0], 1, s[1], s[2], false),
-        4 if matches!(s[3], 1 | 3) => (s[0], s[3], s[1], s[2], true),
-        4 if matches!(s[1], 1 | 3) => (s[0], s[1], s[2], s[3], false),
-        _ => {
-            return Err(DataError::format(
-                ip,
-                format!("image shape {s:?}: expected [N,H,W], [N,H,W,C] or [N,C,H,W], C ∈ {{1,3}}"),
-            ))
-        }
-    };
+    let (images, [c, h, w]) = super::array::images_from_npy(ip, x)?;
+    let n = images.len() / (c * h * w);
     if n != labels.len() {
         return Err(DataError::CountMismatch {
             path: ip.to_path_buf(),
@@ -227,25 +212,6 @@ pub fn dataset_from_arrays(
             labels: labels.len(),
         });
     }
-    if n > 0 && c * h * w == 0 {
-        return Err(DataError::format(
-            ip,
-            format!("image shape {s:?} has an empty dimension"),
-        ));
-    }
-    let images = if last {
-        let mut out = vec![0u8; x.data.len()];
-        for (src, dst) in x.data.chunks_exact(h * w * c).zip(out.chunks_exact_mut(h * w * c)) {
-            for p in 0..h * w {
-                for ch in 0..c {
-                    dst[ch * h * w + p] = src[p * c + ch];
-                }
-            }
-        }
-        out
-    } else {
-        x.data.clone()
-    };
     let k = labels.iter().max().map_or(0, |&m| m as usize + 1);
     let names = match class_names {
         Some(v) if v.len() >= k => v,
@@ -304,15 +270,15 @@ pub fn read_npy_dataset(path: &Path, split: Option<&str>) -> Result<Dataset, Dat
             .cloned()
             .unwrap_or_else(|| cand[0].clone());
         let x = parse_npy(&ip, &read_file(&ip)?)?;
+        if !lp.exists() {
+            return super::array::unlabeled_from_npy(&name, &ip, &x);
+        }
         let y = parse_npy(&lp, &read_file(&lp)?)?;
         return dataset_from_arrays(&name, &ip, &x, &lp, &y, classes_txt(path));
     }
     let bytes = read_file(path)?;
     if bytes.starts_with(b"\x93NUMPY") {
-        return Err(DataError::format(
-            path,
-            "a single .npy holds no labels: give a directory with x.npy + y.npy, or an .npz",
-        ));
+        return super::array::unlabeled_from_npy(&name, path, &parse_npy(path, &bytes)?);
     }
     let members = read_zip(path, &bytes)?;
     let find = |keys: &[String]| {
@@ -336,10 +302,12 @@ pub fn read_npy_dataset(path: &Path, split: Option<&str>) -> Result<Dataset, Dat
     let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
     let (xn, xb) = find(&xk)
         .ok_or_else(|| DataError::format(path, format!("no image array ({}) among {names:?}", xk.join("/"))))?;
-    let (yn, yb) = find(&yk)
-        .ok_or_else(|| DataError::format(path, format!("no label array ({}) among {names:?}", yk.join("/"))))?;
-    let (xp, yp) = (path.join(&xn), path.join(&yn));
+    let xp = path.join(&xn);
     let x = parse_npy(&xp, xb)?;
+    let Some((yn, yb)) = find(&yk) else {
+        return super::array::unlabeled_from_npy(&name, &xp, &x);
+    };
+    let yp = path.join(&yn);
     let y = parse_npy(&yp, yb)?;
     dataset_from_arrays(&name, &xp, &x, &yp, &y, None)
 }

@@ -7,8 +7,8 @@
 //! | `cifar100` | directory with `train.bin`, `test.bin` (or `cifar-100-binary/`); fine labels | `train` \| `test` |
 //! | `stl10` | directory with `{train,test}_{X,y}.bin` (or `stl10_binary/`) | `train` \| `test` |
 //! | `cifar10.1` | directory with `cifar10.1_{v6,v4}_{data,labels}.npy` | `v6` \| `v4` (`v6`) |
-//! | `npy` / `npz` | an `.npz` file (arrays `x`/`y`, or `x_SPLIT`/`y_SPLIT`), or a directory with `SPLIT_x.npy` + `SPLIT_y.npy` (or `x.npy` + `y.npy`) | any |
-//! | `folder` | directory or `.tar.gz` of `SPLIT/CLASS/*.png\|jpg` | any (`train`) |
+//! | `npy` / `npz` | an `.npz` file (arrays `x`/`y`, or `x_SPLIT`/`y_SPLIT`), a directory with `SPLIT_x.npy` + `SPLIT_y.npy` (or `x.npy` + `y.npy`), or one `.npy` of images; without labels the dataset is unlabeled | any |
+//! | `folder` | directory or `.tar.gz` of `SPLIT/CLASS/*.png\|jpg`, or a directory of images (unlabeled) | any (`train`) |
 //! | `camelyon17` | the WILDS root with `metadata.csv` + `patches/` | `train` \| `id_val` \| `val` \| `test` \| `hospitalN` \| `all` |
 //! | `synthetic` | generator name, see [`super::synthetic`] (`shapes`, `shapes-shift`) | `train` \| `val` \| `test` |
 //!
@@ -195,7 +195,13 @@ impl DatasetSpec {
 
     /// Reads, converts to 3×32×32 and applies the corruption; the dataset is named after the spec.
     pub fn load(&self) -> Result<Dataset, DataError> {
+        Ok(self.load_with_native_shape()?.0)
+    }
+
+    /// [`DatasetSpec::load`], also returning the images' `[C, H, W]` before the conversion.
+    pub fn load_with_native_shape(&self) -> Result<(Dataset, [usize; 3]), DataError> {
         let native = self.load_native()?;
+        let native_shape = native.shape;
         let mut ds = transform::to_common(native)?;
         if ds.is_empty() {
             return Err(DataError::Empty {
@@ -207,7 +213,7 @@ impl DatasetSpec {
             ds = super::corrupt::apply(&ds, c.corruption, c.severity, c.seed)?;
         }
         ds.name = self.raw.clone();
-        Ok(ds)
+        Ok((ds, native_shape))
     }
 }
 

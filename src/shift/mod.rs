@@ -3,6 +3,7 @@
 //! Every detector returns one [`DetectionResult`].
 
 pub mod baselines;
+pub mod detector;
 pub mod detectron;
 pub mod experiment;
 pub mod figure2;
@@ -11,6 +12,7 @@ pub mod pipeline;
 pub mod result;
 pub mod stats;
 
+pub use detector::{Detector, DetectorConfig};
 pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
 pub use meta_detectron::MetaDetectronConfig;
 pub use pipeline::{Method, ModelSource, Setup, SetupConfig};

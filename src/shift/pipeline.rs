@@ -167,6 +167,25 @@ pub struct Setup {
     pool_idx: Vec<usize>,
     /// f's error rate on the pool against the true labels (the label oracle's null), on first use.
     pool_error: std::sync::OnceLock<f64>,
+    /// The meta-model's context items `[≤ 2000, C, H, W]` on [0, 1] (Meta-Detectron), on first use.
+    context: std::sync::OnceLock<Vec<f32>>,
+}
+
+/// What a saved detector keeps of a [`Setup`] to rebuild it without the reference set
+/// ([`Setup::from_parts`]).
+pub struct SetupParts {
+    pub spec: ArchSpec,
+    pub weights: Vec<f32>,
+    pub norm: Normalization,
+    /// P's raw images `[n_reference, C, H, W]` (the reference set of the rebuilt setup).
+    pub p_images: Dataset,
+    /// The meta-model's context items on [0, 1] (Meta-Detectron only).
+    pub context: Option<Vec<f32>>,
+    /// Where the null banks of the setup are (`<cache_dir>/<key>.*`).
+    pub cache_dir: PathBuf,
+    pub key: String,
+    pub cfg: SetupConfig,
+    pub meta_dir: Option<PathBuf>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -174,7 +193,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Items of a context set on the plain [0, 1] scale `[n, 3, 32, 32]` (as `flow train` stores them).
-fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
+pub fn context_items(ds: &Dataset, max: usize, seed: u64) -> Vec<f32> {
     let n = ds.len();
     let idx: Vec<usize> = if n > max {
         let mut v = rand::seq::index::sample(&mut stream(seed, "flow-context-pool", 0), n, max).into_vec();
@@ -217,7 +236,8 @@ fn generate_base(
     Ok((spec, s.x, norm))
 }
 
-/// f read from a `zoo export` safetensors file: the architecture and normalization come from the
+/// f read from a safetensors file: the architecture and normalization come from its metadata
+/// (`architecture`, `normalization`, as `zoo export` and `detector fit` write them), else from the
 /// zoo named in its metadata, else from the meta-model `meta`.
 fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, Normalization), ShiftError> {
     let bytes = std::fs::read(path).map_err(|e| ShiftError::Invalid(format!("--model {}: {e}", path.display())))?;
@@ -233,9 +253,18 @@ fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, No
         .get("zoo")
         .and_then(|z| z.as_str())
         .and_then(|z| crate::zoo::Zoo::open(z).ok());
-    let (spec, norm) = match (zoo, meta) {
-        (Some(z), _) => (z.manifest.arch.clone(), z.manifest.normalization),
-        (None, Some(dir)) => {
+    // a self-contained file names its architecture and normalization itself
+    let own = info
+        .get("architecture")
+        .and_then(|a| serde_json::from_value::<ArchSpec>(a.clone()).ok())
+        .zip(
+            info.get("normalization")
+                .and_then(|n| serde_json::from_value::<Normalization>(n.clone()).ok()),
+        );
+    let (spec, norm) = match (own, zoo, meta) {
+        (Some(own), _, _) => own,
+        (None, Some(z), _) => (z.manifest.arch.clone(), z.manifest.normalization),
+        (None, None, Some(dir)) => {
             let m = MetaModel::load(dir)?;
             let Some(spec) = m.space.arch.clone() else {
                 return Err(ShiftError::Invalid(format!("meta-model {} has no architecture", dir.display())));
@@ -243,7 +272,7 @@ fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, No
             let norm = m.groups.first().and_then(|g| g.normalization).unwrap_or(Normalization::IDENTITY);
             (spec, norm)
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(ShiftError::Invalid(format!(
                 "--model {}: its zoo (metadata {info}) cannot be opened and no --meta gives the architecture and normalization",
                 path.display()
@@ -262,7 +291,16 @@ fn load_base(path: &Path, meta: Option<&Path>) -> Result<(ArchSpec, Vec<f32>, No
 impl Setup {
     /// Loads the reference set, obtains f, draws P and the null pool.
     pub fn new(source: &ModelSource, reference_spec: &str, cfg: SetupConfig) -> Result<Setup, ShiftError> {
-        let reference = data::load(reference_spec)?;
+        Self::with_reference(source, data::load(reference_spec)?, reference_spec, cfg)
+    }
+
+    /// [`Setup::new`] with the reference set already loaded from `reference_spec`.
+    pub fn with_reference(
+        source: &ModelSource,
+        reference: Dataset,
+        reference_spec: &str,
+        cfg: SetupConfig,
+    ) -> Result<Setup, ShiftError> {
         let (spec, weights, norm, cache_dir) = match source {
             ModelSource::Meta(dir) => {
                 let (s, w, n) = generate_base(dir, &reference, cfg.model_seed, cfg.steps)?;
@@ -331,7 +369,79 @@ impl Setup {
             p_idx,
             pool_idx,
             pool_error: std::sync::OnceLock::new(),
+            context: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A setup rebuilt from what a saved detector keeps: P is the whole reference set, there is
+    /// no null pool (every bank the tests need must already be in `cache_dir`).
+    pub fn from_parts(parts: SetupParts) -> Result<Setup, ShiftError> {
+        let SetupParts {
+            spec,
+            weights,
+            norm,
+            p_images,
+            context,
+            cache_dir,
+            key,
+            cfg,
+            meta_dir,
+        } = parts;
+        crate::nets::validate_weights(&spec, &weights, 1, "base model f")?;
+        if p_images.image_len() != spec.input_len() || p_images.len() != cfg.n_reference {
+            return Err(ShiftError::Shape(format!(
+                "{} reference images of {:?} for |P| = {} and the model input {:?}",
+                p_images.len(),
+                p_images.shape,
+                cfg.n_reference,
+                spec.input
+            )));
+        }
+        let all: Vec<usize> = (0..p_images.len()).collect();
+        let p = p_images.to_tensor(&all, &norm);
+        let base = BaseModel {
+            spec: &spec,
+            weights: &weights,
+        };
+        let p_softmax = softmax_of(&base, &p, cfg.detectron.threads)?;
+        let cell = std::sync::OnceLock::new();
+        if let Some(c) = context {
+            let _ = cell.set(c);
+        }
+        Ok(Setup {
+            spec,
+            weights,
+            norm,
+            reference: p_images,
+            p,
+            pool: Vec::new(),
+            held_out: Vec::new(),
+            cache_dir,
+            key,
+            cfg,
+            p_softmax,
+            meta_dir,
+            p_idx: all,
+            pool_idx: Vec::new(),
+            pool_error: std::sync::OnceLock::new(),
+            context: cell,
+        })
+    }
+
+    /// P's raw images `[n_reference, C, H, W]`.
+    pub fn p_images(&self) -> Dataset {
+        self.reference.subset(&self.p_idx)
+    }
+
+    /// The meta-model's context items drawn from the reference set (see `context_items`).
+    pub fn context_items(&self) -> &[f32] {
+        self.context
+            .get_or_init(|| context_items(&self.reference, 2000, self.cfg.model_seed))
+    }
+
+    /// The meta-model directory Meta-Detectron fine-tunes (None for a file f without `--meta`).
+    pub fn meta_dir(&self) -> Option<&Path> {
+        self.meta_dir.as_deref()
     }
 
     /// Reference indices not in P (the pool, then the held-out rest): where null queries come from.
@@ -451,7 +561,8 @@ impl Setup {
             }
             Method::MetaDetectron => {
                 let t = Instant::now();
-                let (r, setup_s) = self.meta_detectron(q, nq, seed)?;
+                let (r, setup_s) = self.meta_detectron(Some(q), nq, seed)?;
+                let r = r.ok_or_else(|| ShiftError::Invalid("meta-detectron gave no result".into()))?;
                 let wall = t.elapsed().as_secs_f64() - setup_s;
                 Ok(vec![common(r, wall, setup_s)])
             }
@@ -462,8 +573,13 @@ impl Setup {
             }
             Method::Oracle => {
                 let t = Instant::now();
-                let labels = labels
-                    .ok_or_else(|| ShiftError::Invalid("the label oracle needs the query's true labels".into()))?;
+                let labels = labels.ok_or_else(|| {
+                    ShiftError::Invalid(
+                        "the label oracle needs the query's true labels, and this query has none \
+                             (use bbsd, mmd, detectron or meta-detectron on unlabeled data)"
+                            .into(),
+                    )
+                })?;
                 let r = self.oracle(q, labels, nq, seed)?;
                 Ok(vec![common(r, t.elapsed().as_secs_f64(), 0.0)])
             }
@@ -488,6 +604,8 @@ impl Setup {
         if let Some(e) = self.pool_error.get() {
             return Ok(*e);
         }
+        self.reference
+            .require_labels("the label oracle's reference error rate")?;
         let c = self.spec.num_classes();
         let pred = argmax_rows(&softmax_of(&self.base(), &self.pool, self.cfg.detectron.threads)?, c);
         let wrong = pred
@@ -535,10 +653,22 @@ impl Setup {
         .with("reference_error", p0))
     }
 
+    /// The Meta-Detectron P* bank for |Q| = `n_query`: read from the cache, or computed and saved.
+    /// Returns the seconds spent computing it (0 when read).
+    pub fn meta_bank(&self, n_query: usize) -> Result<f64, ShiftError> {
+        Ok(self.meta_detectron(None, n_query, 0)?.1)
+    }
+
     /// Meta-Detectron on the query `q` (normalized, `nq` images): the P* bank (cached under
-    /// `<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`), the query run and the test.
-    /// Returns the result and the seconds spent computing the bank (0 when read).
-    fn meta_detectron(&self, q: &[f32], nq: usize, seed: u64) -> Result<(DetectionResult, f64), ShiftError> {
+    /// `<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`), the query run and the test
+    /// (no query: the bank only). Returns the result and the seconds spent computing the bank
+    /// (0 when read).
+    fn meta_detectron(
+        &self,
+        q: Option<&[f32]>,
+        nq: usize,
+        seed: u64,
+    ) -> Result<(Option<DetectionResult>, f64), ShiftError> {
         let Some(dir) = &self.meta_dir else {
             return Err(ShiftError::Invalid(
                 "meta-detectron needs the meta-model (--meta) to fine-tune".into(),
@@ -555,14 +685,14 @@ impl Setup {
             alpha: self.cfg.detectron.alpha,
             ..self.cfg.meta_detectron.clone()
         };
-        let items = context_items(&self.reference, 2000, self.cfg.model_seed);
+        let items = self.context_items();
         let c = self.spec.num_classes();
         let p_labels = crate::shift::stats::argmax_rows(&self.p_softmax, c);
         let p_ds = self.reference.subset(&self.p_idx);
         let threads = self.cfg.detectron.threads;
         let ctx = MetaContext {
             meta: &meta,
-            items: &items,
+            items,
             base: self.base(),
             norm: self.norm,
             p: &p_ds,
@@ -578,6 +708,9 @@ impl Setup {
         let pool = self.reference.subset(&self.pool_idx);
         let (bank, computed) = load_or_compute_bank(&path, &ctx, &pool, nq, &cfg, self.cfg.quiet)?;
         let setup_s = if computed { t.elapsed().as_secs_f64() } else { 0.0 };
+        let Some(q) = q else {
+            return Ok((None, setup_s));
+        };
         let f_q = softmax_of(&self.base(), q, threads)?;
         let q_ds = dataset_from_tensor(
             q,
@@ -594,7 +727,7 @@ impl Setup {
         let r = decide(&run, &bank, nq, seed)?
             .with("null_bank", path.display().to_string())
             .with("query_run_s", run.seconds);
-        Ok((r, setup_s))
+        Ok((Some(r), setup_s))
     }
 }
 

@@ -87,6 +87,10 @@ struct Splits {
 fn load_splits(cfg: &TrainConfig) -> Result<Splits, ZooError> {
     let full = crate::data::load(&cfg.train_spec).map_err(|e| data_err(&cfg.train_spec, e.to_string()))?;
     let test = crate::data::load(&cfg.test_spec).map_err(|e| data_err(&cfg.test_spec, e.to_string()))?;
+    for ds in [&full, &test] {
+        ds.require_labels("training a zoo")
+            .map_err(|e| data_err(&ds.name, e.to_string()))?;
+    }
     let (train, val) = full.split(cfg.val_fraction, cfg.seed);
     if train.is_empty() {
         return Err(data_err(
