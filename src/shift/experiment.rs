@@ -134,9 +134,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     for s in &cfg.shifted {
         shifted.push((s.clone(), data::load(s)?));
     }
-    let mut queries: Vec<(&str, &Dataset)> = vec![("null", &setup.reference)];
-    queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
-    let total = cfg.methods.len() * cfg.sizes.len() * cfg.seeds as usize * queries.len();
+    let total = cfg.methods.len() * cfg.sizes.len() * cfg.seeds as usize * (1 + shifted.len());
     let bar = crate::report::progress_bar(total as u64, "grid", cfg.quiet);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -144,8 +142,12 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
         .open(&path)
         .map_err(|e| io(&path, e))?;
     let mut computed = 0;
-    let query_idx = setup.query_indices();
     for &method in &cfg.methods {
+        // Null queries (and shifted copies of their split, same length) come from images never
+        // in P or the null bank's pool (`Setup::null_queries`).
+        let (null_ds, query_idx) = setup.null_queries(method);
+        let mut queries: Vec<(&str, &Dataset)> = vec![("null", null_ds)];
+        queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
         for &size in &cfg.sizes {
             for seed in 0..cfg.seeds {
                 for &(name, ds) in &queries {
@@ -154,9 +156,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
                     if done.contains(&key) {
                         continue;
                     }
-                    // Null queries (and shifted copies of the source split, same length) come
-                    // from the images not in P: the population the null banks sample.
-                    let among = (ds.len() == setup.reference.len()).then_some(query_idx.as_slice());
+                    let among = (ds.len() == null_ds.len()).then_some(query_idx.as_slice());
                     let (q, labels) = setup.query_labeled(ds, Some(size), among, seed)?;
                     let results = setup.test(method, &q, Some(&labels), seed)?;
                     let cell = Cell {

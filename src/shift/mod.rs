@@ -11,7 +11,9 @@ pub mod pipeline;
 pub mod result;
 pub mod stats;
 
-pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use detectron::{
+    decide, detectron_test, run_detectron, BaseModel, Budget, DetectronConfig, DetectronRun, Images, NullBank,
+};
 pub use meta_detectron::MetaDetectronConfig;
 pub use pipeline::{Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;

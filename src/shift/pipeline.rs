@@ -14,7 +14,7 @@
 //! the test seed, so one null bank serves every seed of a given |Q|.
 
 use super::baselines::{bbsd, mmd};
-use super::detectron::{detectron_test, logits_chunked, BaseModel, DetectronConfig, NullBank};
+use super::detectron::{detectron_test, logits_chunked, BaseModel, Budget, DetectronConfig, Images, NullBank};
 use super::meta_detectron::{
     bank_path, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext, MetaDetectronConfig,
 };
@@ -108,6 +108,11 @@ pub struct SetupConfig {
     pub null_pool: usize,
     /// Detectron null-bank runs (≥ 20 so a p-value can fall below 0.05).
     pub null_runs: usize,
+    /// Official Detectron budget: at most this many reference images form P (0 = all of them).
+    pub p_images: usize,
+    /// Official Detectron budget: in-distribution images f never trained on, the source of the
+    /// null bank's queries (None: the reference spec with its `:train` split read as `:test`).
+    pub null_data: Option<String>,
     /// Seed of f's generation and of the reference split (not the test seed).
     pub model_seed: u64,
     /// ODE steps when generating f (None: the meta-model's default).
@@ -128,6 +133,8 @@ impl Default for SetupConfig {
             n_reference: 500,
             null_pool: 0,
             null_runs: 20,
+            p_images: 0,
+            null_data: None,
             model_seed: 0,
             steps: None,
             detectron: DetectronConfig::default(),
@@ -167,6 +174,39 @@ pub struct Setup {
     pool_idx: Vec<usize>,
     /// f's error rate on the pool against the true labels (the label oracle's null), on first use.
     pool_error: std::sync::OnceLock<f64>,
+    /// Official Detectron budget: its P, null-bank pool and null queries ([`OfficialSplit`]).
+    official: Option<OfficialSplit>,
+}
+
+/// The sets of the official Detectron budget. P is f's training split: the reference spec,
+/// all of it (or `p_images` of it). The null data (by default the reference's `:test` split)
+/// holds in-distribution images f never trained on; it is split once by
+/// `stream(model_seed, "detectron-null-split", 0)` into the null bank's pool (`null_pool`
+/// images; 0 = half, at most [`DEFAULT_POOL_CAP`]) and the rest, where the experiment's null
+/// queries come from. A query of the same split (e.g. `mnist:DIR:test`) is then exchangeable
+/// with the bank's samples; training images would not be (f is surer of the images it fit).
+pub struct OfficialSplit {
+    /// Reference indices of P (None: every reference image).
+    pub p_idx: Option<Vec<usize>>,
+    /// The null data.
+    pub null_ds: Dataset,
+    /// The null bank's pool `[n_pool, C, H, W]`, normalized.
+    pub pool: Vec<f32>,
+    /// Null-data indices not in the pool: the experiment's null queries.
+    pub query_idx: Vec<usize>,
+}
+
+/// The reference spec with its `:train` split read as `:test` (before any `@corruption`).
+pub fn test_split_of(reference_spec: &str) -> Option<String> {
+    let (main, corruption) = match reference_spec.split_once('@') {
+        Some((m, c)) => (m, Some(c)),
+        None => (reference_spec, None),
+    };
+    let stem = main.strip_suffix(":train")?;
+    Some(match corruption {
+        Some(c) => format!("{stem}:test@{c}"),
+        None => format!("{stem}:test"),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -308,6 +348,19 @@ impl Setup {
         h.update(base.fingerprint());
         h.update(reference_spec);
         h.update(format!("{}|{}|{}", cfg.n_reference, n_pool, cfg.model_seed));
+        let official = match cfg.detectron.budget {
+            Budget::Official => {
+                let o = official_split(&reference, reference_spec, &norm, &cfg)?;
+                h.update(format!(
+                    "|official|{}|{}|{}",
+                    o.p_idx.as_ref().map_or(n, Vec::len),
+                    o.null_ds.name,
+                    o.query_idx.len()
+                ));
+                Some(o)
+            }
+            Budget::Fast => None,
+        };
         let key = hex(&h.finalize()[..8]);
         let p_softmax = softmax_of(&base, &p, cfg.detectron.threads)?;
         let meta_dir = match source {
@@ -331,7 +384,35 @@ impl Setup {
             p_idx,
             pool_idx,
             pool_error: std::sync::OnceLock::new(),
+            official,
         })
+    }
+
+    /// Detectron's P: f's training split (official budget) or the reference sample P (fast).
+    pub fn detectron_p(&self) -> Images<'_> {
+        match &self.official {
+            Some(o) => Images::Data {
+                ds: &self.reference,
+                idx: o.p_idx.as_deref(),
+                norm: &self.norm,
+            },
+            None => Images::Tensor(&self.p),
+        }
+    }
+
+    /// The pool Detectron's null-bank queries are drawn from.
+    pub fn detectron_pool(&self) -> &[f32] {
+        self.official.as_ref().map_or(&self.pool, |o| &o.pool)
+    }
+
+    /// Where `method`'s null queries come from: a dataset and the indices to draw among. The
+    /// official Detectron draws from the null data outside its bank's pool; every other test
+    /// from the reference images not in P ([`Setup::query_indices`]).
+    pub fn null_queries(&self, method: Method) -> (&Dataset, Vec<usize>) {
+        match (&self.official, method) {
+            (Some(o), Method::Detectron) => (&o.null_ds, o.query_idx.clone()),
+            _ => (&self.reference, self.query_indices()),
+        }
     }
 
     /// Reference indices not in P (the pool, then the held-out rest): where null queries come from.
@@ -400,8 +481,8 @@ impl Setup {
         let (bank, computed) = NullBank::load_or_compute(
             &self.cache_dir.join(&self.key),
             &self.base(),
-            &self.p,
-            &self.pool,
+            &self.detectron_p(),
+            self.detectron_pool(),
             n_query,
             self.cfg.null_runs,
             self.cfg.model_seed,
@@ -437,7 +518,7 @@ impl Setup {
                 let (bank, setup_s) = self.null_bank(nq)?;
                 let [dis, ent] = detectron_test(
                     &self.base(),
-                    &self.p,
+                    &self.detectron_p(),
                     q,
                     seed,
                     &bank,
@@ -596,6 +677,58 @@ impl Setup {
             .with("query_run_s", run.seconds);
         Ok((r, setup_s))
     }
+}
+
+/// The official budget's sets (see [`OfficialSplit`]).
+fn official_split(
+    reference: &Dataset,
+    reference_spec: &str,
+    norm: &Normalization,
+    cfg: &SetupConfig,
+) -> Result<OfficialSplit, ShiftError> {
+    let n = reference.len();
+    let p_idx = (cfg.p_images > 0 && cfg.p_images < n).then(|| {
+        let mut v = rand::seq::index::sample(&mut stream(cfg.model_seed, "detectron-p", 0), n, cfg.p_images).into_vec();
+        v.sort_unstable();
+        v
+    });
+    let spec = match (&cfg.null_data, test_split_of(reference_spec)) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => s,
+        (None, None) => {
+            return Err(ShiftError::Invalid(format!(
+                "the official Detectron needs in-distribution images f never trained on for its null \
+                 bank: the reference {reference_spec} is no `:train` split, so give --null-data SPEC"
+            )))
+        }
+    };
+    let null_ds = data::load(&spec)?;
+    if null_ds.image_len() != reference.image_len() {
+        return Err(ShiftError::Shape(format!(
+            "--null-data {spec}: images of {:?} differ from the reference's {:?}",
+            null_ds.shape, reference.shape
+        )));
+    }
+    let m = null_ds.len();
+    let n_pool = match cfg.null_pool {
+        0 => (m / 2).min(DEFAULT_POOL_CAP),
+        k => k.min(m - 1),
+    };
+    if n_pool < 2 {
+        return Err(ShiftError::Invalid(format!(
+            "--null-data {spec}: {m} images leave no null-bank pool"
+        )));
+    }
+    let mut perm: Vec<usize> = (0..m).collect();
+    rand::seq::SliceRandom::shuffle(&mut perm[..], &mut stream(cfg.model_seed, "detectron-null-split", 0));
+    let pool = null_ds.to_tensor(&perm[..n_pool], norm);
+    let query_idx = perm[n_pool..].to_vec();
+    Ok(OfficialSplit {
+        p_idx,
+        null_ds,
+        pool,
+        query_idx,
+    })
 }
 
 /// f's softmax on `x [n, C, H, W]`, `[n, classes]`.
