@@ -534,8 +534,14 @@ fn null_banks_resume_where_they_stopped() {
         (a.seed, &a.remaining, a.steps) == (b.seed, &b.remaining, b.steps)
             && a.entropies.iter().zip(&b.entropies).all(|(x, y)| (x - y).abs() < 1e-12)
     };
-    assert!(four.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)), "the saved runs are kept");
-    assert!(whole.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)), "resumed = in one go");
+    assert!(
+        four.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)),
+        "the saved runs are kept"
+    );
+    assert!(
+        whole.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)),
+        "resumed = in one go"
+    );
     let (_, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 5, 9, &cfg, true).unwrap();
     assert!(!computed, "a bank with enough runs is read");
 }
