@@ -478,6 +478,8 @@ fn detect_and_grid_on_synthetic_shift() {
         "10",
         "--seeds",
         "3",
+        "--null-queries",
+        "5",
         "--methods",
         "bbsd,mmd",
         "--model",
@@ -491,7 +493,8 @@ fn detect_and_grid_on_synthetic_shift() {
     ];
     grid.extend_from_slice(&SMALL);
     let first: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
-    assert_eq!(first["computed_now"], 12, "{first}");
+    // 2 methods × (5 null queries + 3 shifted seeds).
+    assert_eq!(first["computed_now"], 16, "{first}");
     for name in ["cells.jsonl", "results.json", "results.md", "auroc.png", "auroc.svg"] {
         assert!(out.join(name).exists(), "missing {name}");
     }
@@ -499,10 +502,12 @@ fn detect_and_grid_on_synthetic_shift() {
     assert_eq!(rows.len(), 2, "bbsd and mmd at |Q| = 10: {first}");
     for r in rows {
         assert!(r["auroc"].as_f64().unwrap() > 0.5, "{r}");
+        assert_eq!((r["n_null"].clone(), r["n_shift"].clone()), (5.into(), 3.into()), "{r}");
+        assert!(r["auroc_se"].as_f64().unwrap() >= 0.0, "{r}");
     }
     let second: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
     assert_eq!(second["computed_now"], 0, "{second}");
-    assert_eq!(second["cells"], 12);
+    assert_eq!(second["cells"], 16);
     assert_eq!(second["rows"], first["rows"]);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("bbsd") && md.contains("AUROC"), "{md}");
