@@ -153,7 +153,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     for &method in &cfg.methods {
         // Null queries (and shifted copies of their split, same length) come from images never
         // in P or the null bank's pool (`Setup::null_queries`).
-        let (null_ds, query_idx) = setup.null_queries(method);
+        let (null_ds, query_idx) = setup.null_queries(method)?;
         let mut queries: Vec<(&str, &Dataset)> = vec![("null", null_ds)];
         queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
         for &size in &cfg.sizes {

@@ -175,7 +175,8 @@ pub struct Setup {
     /// f's error rate on the pool against the true labels (the label oracle's null), on first use.
     pool_error: std::sync::OnceLock<f64>,
     /// Official Detectron budget: its P, null-bank pool and null queries ([`OfficialSplit`]).
-    official: Option<OfficialSplit>,
+    /// Its error (as text) when they cannot be made: only Detectron then fails.
+    official: Option<Result<OfficialSplit, String>>,
 }
 
 /// The sets of the official Detectron budget. P is f's training split: the reference spec,
@@ -350,13 +351,15 @@ impl Setup {
         h.update(format!("{}|{}|{}", cfg.n_reference, n_pool, cfg.model_seed));
         let official = match cfg.detectron.budget {
             Budget::Official => {
-                let o = official_split(&reference, reference_spec, &norm, &cfg)?;
-                h.update(format!(
-                    "|official|{}|{}|{}",
-                    o.p_idx.as_ref().map_or(n, Vec::len),
-                    o.null_ds.name,
-                    o.query_idx.len()
-                ));
+                let o = official_split(&reference, reference_spec, &norm, &cfg).map_err(|e| e.to_string());
+                if let Ok(o) = &o {
+                    h.update(format!(
+                        "|official|{}|{}|{}",
+                        o.p_idx.as_ref().map_or(n, Vec::len),
+                        o.null_ds.name,
+                        o.query_idx.len()
+                    ));
+                }
                 Some(o)
             }
             Budget::Fast => None,
@@ -388,31 +391,42 @@ impl Setup {
         })
     }
 
-    /// Detectron's P: f's training split (official budget) or the reference sample P (fast).
-    pub fn detectron_p(&self) -> Images<'_> {
+    /// The official budget's sets (None: the fast budget).
+    fn official(&self) -> Result<Option<&OfficialSplit>, ShiftError> {
         match &self.official {
+            None => Ok(None),
+            Some(Ok(o)) => Ok(Some(o)),
+            Some(Err(e)) => Err(ShiftError::Invalid(e.clone())),
+        }
+    }
+
+    /// Detectron's P: f's training split (official budget) or the reference sample P (fast).
+    pub fn detectron_p(&self) -> Result<Images<'_>, ShiftError> {
+        Ok(match self.official()? {
             Some(o) => Images::Data {
                 ds: &self.reference,
                 idx: o.p_idx.as_deref(),
                 norm: &self.norm,
             },
             None => Images::Tensor(&self.p),
-        }
+        })
     }
 
     /// The pool Detectron's null-bank queries are drawn from.
-    pub fn detectron_pool(&self) -> &[f32] {
-        self.official.as_ref().map_or(&self.pool, |o| &o.pool)
+    pub fn detectron_pool(&self) -> Result<&[f32], ShiftError> {
+        Ok(self.official()?.map_or(&self.pool, |o| &o.pool))
     }
 
     /// Where `method`'s null queries come from: a dataset and the indices to draw among. The
     /// official Detectron draws from the null data outside its bank's pool; every other test
     /// from the reference images not in P ([`Setup::query_indices`]).
-    pub fn null_queries(&self, method: Method) -> (&Dataset, Vec<usize>) {
-        match (&self.official, method) {
-            (Some(o), Method::Detectron) => (&o.null_ds, o.query_idx.clone()),
-            _ => (&self.reference, self.query_indices()),
+    pub fn null_queries(&self, method: Method) -> Result<(&Dataset, Vec<usize>), ShiftError> {
+        if method == Method::Detectron {
+            if let Some(o) = self.official()? {
+                return Ok((&o.null_ds, o.query_idx.clone()));
+            }
         }
+        Ok((&self.reference, self.query_indices()))
     }
 
     /// Reference indices not in P (the pool, then the held-out rest): where null queries come from.
@@ -481,8 +495,8 @@ impl Setup {
         let (bank, computed) = NullBank::load_or_compute(
             &self.cache_dir.join(&self.key),
             &self.base(),
-            &self.detectron_p(),
-            self.detectron_pool(),
+            &self.detectron_p()?,
+            self.detectron_pool()?,
             n_query,
             self.cfg.null_runs,
             self.cfg.model_seed,
@@ -518,7 +532,7 @@ impl Setup {
                 let (bank, setup_s) = self.null_bank(nq)?;
                 let [dis, ent] = detectron_test(
                     &self.base(),
-                    &self.detectron_p(),
+                    &self.detectron_p()?,
                     q,
                     seed,
                     &bank,
