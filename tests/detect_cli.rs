@@ -76,6 +76,11 @@ fn model(dir: &Path) -> String {
 }
 
 fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) -> Value {
+    detect_with(method, model_flag, model, query, seed, &[])
+}
+
+/// [`detect`] with extra arguments.
+fn detect_with(method: &str, model_flag: &str, model: &str, query: &str, seed: &str, extra: &[&str]) -> Value {
     let mut args = vec![
         "detect",
         "--method",
@@ -94,6 +99,7 @@ fn detect(method: &str, model_flag: &str, model: &str, query: &str, seed: &str) 
         "--json",
     ];
     args.extend_from_slice(&SMALL);
+    args.extend_from_slice(extra);
     let out = ok(&args);
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
 }
@@ -160,8 +166,53 @@ fn detect_and_grid_on_synthetic_shift() {
         assert_eq!(v["shift"], e >= v["threshold"].as_f64().unwrap(), "{v}");
     }
 
-    // Detectron: first call computes the null bank (cached next to the model), the second reuses it.
-    let s = detect("detectron", "--model", &f, SHIFTED, "1");
+    // Detectron, official budget (small batches here): P is the whole reference split, the JSON
+    // reports the budget, the null bank comes from the reference's test split.
+    let o = detect_with("detectron", "--model", &f, SHIFTED, "1", &["--batch", "64"]);
+    has_shape(&o);
+    let train_len = 400;
+    assert_eq!(o["budget"], "official", "{o}");
+    assert_eq!(o["p_images"], train_len, "{o}");
+    assert_eq!(
+        (o["batch"].clone(), o["epochs"].clone(), o["null_runs"].clone()),
+        (64.into(), 1.into(), 6.into()),
+        "{o}"
+    );
+    let cdcs = o["cdcs"].as_u64().unwrap() as usize;
+    assert!((1..=2).contains(&cdcs), "{o}");
+    assert!(o["steps"].as_u64().unwrap() as usize >= cdcs * (train_len / 64), "{o}");
+    assert_eq!(numbers(&o["lambdas"]).len(), cdcs, "{o}");
+    // One test per null run: the threshold comes from the null runs' own p-values.
+    assert_eq!(numbers(&o["null_counts"]).len(), 6, "{o}");
+    assert!(o["p_threshold"].as_f64().unwrap() > 0.0, "{o}");
+    // P smaller than one batch is an error naming the sizes.
+    let (good, _, err) = run(&[
+        "detect",
+        "--method",
+        "detectron",
+        "--model",
+        &f,
+        "--reference",
+        REF,
+        "--query",
+        SHIFTED,
+        "--n-query",
+        "20",
+        "--p-images",
+        "30",
+        "--batch",
+        "64",
+        "--quiet",
+    ]);
+    assert!(!good && err.contains("|P| = 30"), "{err}");
+    for e in std::fs::read_dir(format!("{f}.shift-cache")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+
+    // Detectron, fast budget: first call computes the null bank (cached next to the model), the
+    // second reuses it.
+    let fast = ["--budget", "fast"];
+    let s = detect_with("detectron", "--model", &f, SHIFTED, "1", &fast);
     has_shape(&s);
     assert_eq!(s["method"], "detectron-entropy");
     assert!(s["setup_s"].as_f64().unwrap() > 0.0, "bank not computed: {s}");
@@ -170,12 +221,12 @@ fn detect_and_grid_on_synthetic_shift() {
     let cache = Path::new(&format!("{f}.shift-cache")).to_path_buf();
     let banks: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(banks.len(), 1, "one null bank file in {}", cache.display());
-    let again = detect("detectron", "--model", &f, SHIFTED, "1");
+    let again = detect_with("detectron", "--model", &f, SHIFTED, "1", &fast);
     assert_eq!(again["setup_s"].as_f64().unwrap(), 0.0, "bank recomputed: {again}");
     for k in ["statistic", "p_value", "threshold", "shift"] {
         assert_eq!(again[k], s[k], "{k} differs on the cached rerun");
     }
-    let n = detect("detectron", "--model", &f, NULL, "1");
+    let n = detect_with("detectron", "--model", &f, NULL, "1", &fast);
     assert_eq!(n["shift"], false, "Detectron flags the null: {n}");
 
     // A meta-model generates f.
@@ -427,6 +478,8 @@ fn detect_and_grid_on_synthetic_shift() {
         "10",
         "--seeds",
         "3",
+        "--null-queries",
+        "5",
         "--methods",
         "bbsd,mmd",
         "--model",
@@ -440,7 +493,8 @@ fn detect_and_grid_on_synthetic_shift() {
     ];
     grid.extend_from_slice(&SMALL);
     let first: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
-    assert_eq!(first["computed_now"], 12, "{first}");
+    // 2 methods × (5 null queries + 3 shifted seeds).
+    assert_eq!(first["computed_now"], 16, "{first}");
     for name in ["cells.jsonl", "results.json", "results.md", "auroc.png", "auroc.svg"] {
         assert!(out.join(name).exists(), "missing {name}");
     }
@@ -448,10 +502,12 @@ fn detect_and_grid_on_synthetic_shift() {
     assert_eq!(rows.len(), 2, "bbsd and mmd at |Q| = 10: {first}");
     for r in rows {
         assert!(r["auroc"].as_f64().unwrap() > 0.5, "{r}");
+        assert_eq!((r["n_null"].clone(), r["n_shift"].clone()), (5.into(), 3.into()), "{r}");
+        assert!(r["auroc_se"].as_f64().unwrap() >= 0.0, "{r}");
     }
     let second: Value = serde_json::from_str(ok(&grid).trim()).unwrap();
     assert_eq!(second["computed_now"], 0, "{second}");
-    assert_eq!(second["cells"], 12);
+    assert_eq!(second["cells"], 16);
     assert_eq!(second["rows"], first["rows"]);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("bbsd") && md.contains("AUROC"), "{md}");

@@ -258,6 +258,8 @@ fn saved_detectors_test_unlabeled_batches() {
         "--out",
         &det,
         "--quiet",
+        "--budget",
+        "fast",
     ];
     args.extend_from_slice(&SMALL);
     ok(&args);

@@ -38,6 +38,10 @@ pub struct ShiftArgs {
     /// Seeds per cell (0..SEEDS).
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
+    /// Null queries per method and |Q| (seeds 0..N, each scored against every shifted cell);
+    /// below --seeds means --seeds.
+    #[arg(long, default_value_t = 0)]
+    pub null_queries: u64,
     /// Methods, comma-separated: detectron, meta-detectron, bbsd, mmd, and `oracle` (f's error
     /// rate on Q against the true labels: how harmful each shift is at each |Q|, not a detector).
     #[arg(long, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
@@ -72,6 +76,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         methods,
         sizes: a.sizes.clone(),
         seeds: a.seeds,
+        null_seeds: a.null_queries,
         shifted: shifted.clone(),
         alpha: a.opts.alpha,
         quiet: a.opts.quiet,
@@ -81,7 +86,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     let (cells, computed) = run_grid(&setup, &cfg, &a.out).with_context(|| format!("grid into {}", a.out.display()))?;
     let rows = summarize_cells(&cells, cfg.alpha)?;
     let header = serde_json::json!({
-        "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds,
+        "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds, "null_queries": a.null_queries.max(a.seeds),
         "methods": a.methods, "alpha": cfg.alpha, "setup": setup.key,
         "n_reference": a.opts.n_reference, "null_runs": a.opts.null_runs,
         "cells": cells.len(), "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64(),

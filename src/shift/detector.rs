@@ -43,6 +43,10 @@ pub struct SavedSetup {
     pub n_reference: usize,
     pub null_pool: usize,
     pub null_runs: usize,
+    #[serde(default)]
+    pub p_images: usize,
+    #[serde(default)]
+    pub null_data: Option<String>,
     pub model_seed: u64,
     pub steps: Option<usize>,
     pub detectron: DetectronConfig,
@@ -57,6 +61,8 @@ impl SavedSetup {
             n_reference: c.n_reference,
             null_pool: c.null_pool,
             null_runs: c.null_runs,
+            p_images: c.p_images,
+            null_data: c.null_data.clone(),
             model_seed: c.model_seed,
             steps: c.steps,
             detectron: c.detectron.clone(),
@@ -71,6 +77,8 @@ impl SavedSetup {
             n_reference: self.n_reference,
             null_pool: self.null_pool,
             null_runs: self.null_runs,
+            p_images: self.p_images,
+            null_data: self.null_data.clone(),
             model_seed: self.model_seed,
             steps: self.steps,
             detectron: DetectronConfig {
@@ -244,6 +252,12 @@ impl Detector {
         if method == Method::Oracle {
             return Err(invalid(
                 "the label oracle reads the query's true labels: it is no detector for unlabeled batches",
+            ));
+        }
+        if method == Method::Detectron && cfg.detectron.budget == super::Budget::Official {
+            return Err(invalid(
+                "a saved detector runs Detectron with `--budget fast` only: the official budget's P \
+                 (f's whole training split) is not stored in a detector directory",
             ));
         }
         if sizes.is_empty() || sizes.contains(&0) {

@@ -1,47 +1,78 @@
-//! Detectron (Ginsberg et al., ICLR 2023), the baseline shift detector, as in DESIGN.md.
+//! Detectron (Ginsberg et al., ICLR 2023), the baseline shift detector, as the official code
+//! (rgklab/detectron) runs it; DESIGN.md, "Detectron".
 //!
 //! A constrained disagreement classifier (CDC) g starts as a copy of the base model f and is
 //! trained on P ∪ Q with the per-batch loss
-//! `(1/|batch|) (Σ_{x∈P} CE(g(x), f(x)) + λ Σ_{x∈Q} DCE(g(x), f(x)))`, `λ = κ/(|Q|+1)`,
-//! where P is labelled by f's own predictions. An ensemble of up to `ensemble` CDCs is trained one
-//! after the other (each ≤ `epochs` epochs, Adam); after each, the Q samples it rejects
-//! (argmax g ≠ argmax f) are dropped from Q; training stops early when the count of remaining Q
-//! samples has not fallen for `patience` rounds. Two statistics:
-//! - **disagreement**: the number of Q samples rejected by some CDC (|Q| − never rejected),
-//!   compared with the (1−α) quantile of the same count on in-distribution samples;
-//! - **entropy**: per-sample entropies of the CDCs' averaged softmax on Q, KS-tested against
-//!   the pooled entropies of the in-distribution runs.
+//! `(1/|batch|) (Σ_{x∈P} CE(g(x), f(x)) + λ Σ_{x∈Q} DCE(g(x), f(x)))`, P labelled by f's own
+//! predictions. An ensemble of up to `ensemble` CDCs is trained one after the other (each
+//! `epochs` epochs, Adam); after each, the Q samples it rejects (argmax g ≠ argmax f) are dropped
+//! from Q; training stops early when the count of remaining Q samples has not fallen for
+//! `patience` CDCs. The batch composition and λ depend on the [`Budget`] ([`cdc`]): the official
+//! one puts every remaining Q sample in every batch of 512 with `λ = 1/(steps·count + 1)`.
+//! Two statistics, tested as the official analysis (`experiments/analysis.py`) does:
+//! - **disagreement**: the count of Q samples never rejected; shift when it is below the largest
+//!   cut X whose false-positive rate on the null runs, `#{null count < X}/runs`, is ≤ α;
+//! - **entropy**: per-sample entropies of the softmax averaged over **f and** the CDCs on Q,
+//!   KS-tested against the pooled entropies of the null runs; shift when the p-value is below the
+//!   largest cut whose rate among the null runs' own leave-one-out p-values is ≤ α.
 //!
-//! The in-distribution runs form a [`NullBank`], computed once per base model and |Q|, saved as
-//! JSON next to a given path and reused. Independent runs (seeds) train together as one engine
-//! population: the m-th CDCs of K runs are K models of one `Population` (per-model batches).
+//! The in-distribution runs form a [`NullBank`], computed once per base model, P and |Q|, saved
+//! as JSON next to a given path after every population of runs (a killed bank resumes) and
+//! reused. Independent runs (seeds) train together as one engine population: the m-th CDCs of K
+//! runs are K models of one `Population` (per-model batches, one Adam per model).
 
-use super::stats::{averaged_softmax_entropy, ks_2samp, ks_critical_value, quantile_test, KsMethod};
+mod cdc;
+
+use super::stats::{argmax_rows, averaged_softmax_entropy, ks_2samp, quantile_test, KsMethod};
 use super::{DetectionResult, ShiftError};
-use crate::engine::loss::{softmax, SampleLoss};
+use crate::data::{Dataset, Normalization};
+use crate::engine::loss::softmax;
 use crate::engine::rng::stream;
-use crate::engine::{Input, Mode, Objective, OptimConfig, Optimizer, Population};
+use crate::engine::{Input, Population};
 use crate::nets::ArchSpec;
 use crate::report::json::{read_json, write_json};
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Hyperparameters of Detectron (defaults: DESIGN.md).
+/// How much each CDC trains, and on what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    /// The official procedure: P = f's training split, batches of 512 with every remaining Q
+    /// sample in each, 5 epochs per CDC, λ = 1/(steps·count + 1) per CDC.
+    Official,
+    /// A cheap variant (not the paper's): a small held-out P, batches of 100 P images with the Q
+    /// samples spread over the epoch, 3 epochs per CDC, λ = κ/(|Q|+1).
+    Fast,
+}
+
+impl Budget {
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::Official => "official",
+            Budget::Fast => "fast",
+        }
+    }
+}
+
+/// Hyperparameters of Detectron (defaults: the official procedure, DESIGN.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectronConfig {
+    /// Batch composition and λ rule.
+    pub budget: Budget,
     /// Maximum number of CDCs in the ensemble (5).
     pub ensemble: usize,
-    /// Maximum epochs per CDC (5).
+    /// Epochs per CDC (official 5, fast 3).
     pub epochs: usize,
     /// Adam learning rate (1e-3).
     pub lr: f32,
-    /// P samples per batch (the Q samples of an epoch are spread evenly over its batches).
+    /// Official: images per batch, P and the remaining Q together (512). Fast: P images per batch
+    /// (100).
     pub batch_size: usize,
-    /// Stop when the remaining-Q count has not fallen for this many rounds (2).
+    /// Stop when the remaining-Q count has not fallen for this many CDCs (2).
     pub patience: usize,
-    /// κ in λ = κ/(|Q|+1) (1).
+    /// κ in λ = κ/(|Q|+1) (fast budget only; 1).
     pub kappa: f32,
     /// Significance level of the tests (0.05).
     pub alpha: f64,
@@ -63,11 +94,23 @@ fn default_parallel() -> usize {
 
 impl Default for DetectronConfig {
     fn default() -> Self {
+        Self::for_budget(Budget::Official)
+    }
+}
+
+impl DetectronConfig {
+    /// The defaults of `budget`.
+    pub fn for_budget(budget: Budget) -> Self {
+        let (epochs, batch_size) = match budget {
+            Budget::Official => (5, 512),
+            Budget::Fast => (3, 100),
+        };
         DetectronConfig {
+            budget,
             ensemble: 5,
-            epochs: 5,
+            epochs,
             lr: 1e-3,
-            batch_size: 100,
+            batch_size,
             patience: 2,
             kappa: 1.0,
             alpha: 0.05,
@@ -75,9 +118,7 @@ impl Default for DetectronConfig {
             max_parallel: default_parallel(),
         }
     }
-}
 
-impl DetectronConfig {
     fn validate(&self) -> Result<(), ShiftError> {
         let bad = |m: String| Err(ShiftError::Invalid(m));
         if self.ensemble == 0 || self.epochs == 0 || self.batch_size == 0 {
@@ -106,6 +147,68 @@ impl DetectronConfig {
             ..c.clone()
         };
         strip(self) == strip(other)
+    }
+}
+
+/// The images the CDCs must agree on (P).
+#[derive(Clone, Copy, Debug)]
+pub enum Images<'a> {
+    /// Normalized images `[n, C, H, W]`.
+    Tensor(&'a [f32]),
+    /// The images `idx` (all when None) of a dataset, normalized with `norm` when a batch is
+    /// gathered: a whole training split stays u8 (a quarter of a normalized copy).
+    Data {
+        ds: &'a Dataset,
+        idx: Option<&'a [usize]>,
+        norm: &'a Normalization,
+    },
+}
+
+impl Images<'_> {
+    /// The number of images, checked against the architecture (at least one).
+    fn count(&self, spec: &ArchSpec, what: &str) -> Result<usize, ShiftError> {
+        match self {
+            Images::Tensor(x) => images(x, spec, 1, what),
+            Images::Data { ds, idx, .. } => {
+                if ds.image_len() != spec.input_len() {
+                    return Err(ShiftError::Shape(format!(
+                        "{what}: images of {:?} do not fit the model input {:?}",
+                        ds.shape, spec.input
+                    )));
+                }
+                let n = idx.map_or(ds.len(), |v| v.len());
+                if let Some(&i) = idx.and_then(|v| v.iter().find(|&&i| i >= ds.len())) {
+                    return Err(ShiftError::Invalid(format!(
+                        "{what}: index {i} beyond the {} images of {}",
+                        ds.len(),
+                        ds.name
+                    )));
+                }
+                if n == 0 {
+                    return Err(ShiftError::Empty(format!("{what}: no images")));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Writes the images `which` (positions in this set) into `out [which.len(), C, H, W]`.
+    fn gather(&self, which: &[usize], out: &mut [f32]) {
+        match self {
+            Images::Tensor(x) => {
+                let len = out.len() / which.len().max(1);
+                for (r, &i) in which.iter().enumerate() {
+                    out[r * len..(r + 1) * len].copy_from_slice(&x[i * len..(i + 1) * len]);
+                }
+            }
+            Images::Data { ds, idx, norm } => {
+                let rows: Vec<usize> = match idx {
+                    Some(v) => which.iter().map(|&i| v[i]).collect(),
+                    None => which.to_vec(),
+                };
+                out.copy_from_slice(&ds.to_tensor(&rows, norm));
+            }
+        }
     }
 }
 
@@ -138,7 +241,11 @@ pub struct DetectronRun {
     pub rejected: usize,
     /// Remaining Q count before the first and after each CDC.
     pub remaining: Vec<usize>,
-    /// Per-sample entropy of the CDCs' averaged softmax on Q `[|Q|]`.
+    /// λ of each CDC.
+    pub lambdas: Vec<f64>,
+    /// Optimizer steps of all CDCs together.
+    pub steps: usize,
+    /// Per-sample entropy of the softmax averaged over f and the CDCs on Q `[|Q|]`.
     pub entropies: Vec<f64>,
 }
 
@@ -193,94 +300,55 @@ pub(crate) fn logits_chunked(pop: &Population<'_>, x: &[f32], n: usize, chunk: u
     Ok(out)
 }
 
-/// f's predicted labels on `x [n, ...]`.
-fn predict(base: &BaseModel<'_>, x: &[f32], n: usize, threads: usize) -> Result<Vec<u32>, ShiftError> {
+/// f's softmax on the normalized images `x [n, ...]`, `[n, C]`.
+fn softmax_rows(base: &BaseModel<'_>, x: &[f32], n: usize, threads: usize) -> Result<Vec<f32>, ShiftError> {
     let pop = Population::new(base.spec, base.weights, 1, threads)?;
     let c = base.spec.num_classes();
     let z = logits_chunked(&pop, x, n, 256)?;
-    Ok(super::stats::argmax_rows(&z, c))
+    let mut out = vec![0f32; n * c];
+    for (zr, o) in z.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+        softmax(zr, o);
+    }
+    Ok(out)
 }
 
-/// One training batch of K runs, `N = P part + Q slots` samples per model.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    /// `[K, N, C, H, W]`.
-    pub x: Vec<f32>,
-    /// `[K·N]`.
-    pub labels: Vec<u32>,
-    /// `[N]`: cross-entropy for the P part, DCE for the Q slots.
-    pub kinds: Vec<SampleLoss>,
-    /// `[K·N]`: `N/n_k` on P, `λ_k·N/n_k` on Q, 0 on padding, so the engine's `(1/N) Σ w ℓ`
-    /// equals `(1/n_k)(Σ_P CE + λ_k Σ_Q DCE)` with n_k the real batch size of run k.
-    pub weights: Vec<f32>,
-    pub n: usize,
-}
-
-/// Assembles a batch: `p_idx` (shared length) indexes `p`, `q_idx[k]` (≤ `slots`) indexes run k's
-/// query set `q[k]`; `lambda[k]` weighs run k's Q part.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn assemble_batch(
-    len: usize,
-    p: &[f32],
-    p_labels: &[u32],
-    p_idx: &[&[usize]],
-    q: &[&[f32]],
-    q_labels: &[Vec<u32>],
-    q_idx: &[&[usize]],
-    slots: usize,
-    lambda: &[f32],
-) -> Batch {
-    let k = q.len();
-    let bp = p_idx.first().map(|v| v.len()).unwrap_or(0);
-    let n = bp + slots;
-    let mut x = vec![0f32; k * n * len];
-    let mut labels = vec![0u32; k * n];
-    let mut weights = vec![0f32; k * n];
-    let mut kinds = vec![SampleLoss::CrossEntropy; bp];
-    kinds.extend(std::iter::repeat_n(SampleLoss::Disagreement, slots));
-    for j in 0..k {
-        let real = (bp + q_idx[j].len()) as f32;
-        for (r, &i) in p_idx[j].iter().enumerate() {
-            let row = j * n + r;
-            x[row * len..(row + 1) * len].copy_from_slice(&p[i * len..(i + 1) * len]);
-            labels[row] = p_labels[i];
-            weights[row] = n as f32 / real;
-        }
-        for (s, &i) in q_idx[j].iter().enumerate() {
-            let row = j * n + bp + s;
-            x[row * len..(row + 1) * len].copy_from_slice(&q[j][i * len..(i + 1) * len]);
-            labels[row] = q_labels[j][i];
-            weights[row] = lambda[j] * n as f32 / real;
-        }
+/// f's predicted labels on the `n` images of `p`, in chunks.
+fn predict(base: &BaseModel<'_>, p: &Images<'_>, n: usize, threads: usize) -> Result<Vec<u32>, ShiftError> {
+    let pop = Population::new(base.spec, base.weights, 1, threads)?;
+    let (c, len) = (base.spec.num_classes(), base.spec.input_len());
+    let mut out = Vec::with_capacity(n);
+    let mut buf = Vec::new();
+    for start in (0..n).step_by(1024) {
+        let which: Vec<usize> = (start..(start + 1024).min(n)).collect();
+        buf.resize(which.len() * len, 0.0);
+        p.gather(&which, &mut buf);
+        let z = pop.logits(Input::PerModel(&buf), which.len())?;
+        out.extend(argmax_rows(&z, c));
     }
-    Batch {
-        x,
-        labels,
-        kinds,
-        weights,
-        n,
-    }
+    Ok(out)
 }
 
 /// State of one run during the procedure.
-struct RunState<'a> {
+pub(crate) struct RunState<'a> {
     seed: u64,
-    q: &'a [f32],
-    nq: usize,
-    q_labels: Vec<u32>,
-    remaining: Vec<usize>,
-    counts: Vec<usize>,
-    /// Softmax of each trained CDC on all of Q, `[rounds][nq·C]`.
-    probs: Vec<Vec<f32>>,
+    pub(crate) q: &'a [f32],
+    pub(crate) nq: usize,
+    pub(crate) q_labels: Vec<u32>,
+    pub(crate) remaining: Vec<usize>,
+    pub(crate) counts: Vec<usize>,
+    pub(crate) lambdas: Vec<f64>,
+    pub(crate) steps: usize,
+    /// Softmax on all of Q of f, then of each trained CDC, `[1 + rounds][nq·C]`.
+    pub(crate) probs: Vec<Vec<f32>>,
     done: bool,
 }
 
-/// Runs the Detectron procedure on each query set `queries[k]` (its own `seeds[k]`), training
-/// the runs' CDCs together (at most `cfg.max_parallel` per population). `p [n_p, C, H, W]` is the
-/// in-distribution training set of the CDCs.
+/// Runs the Detectron procedure on each query set `queries[k]` (normalized `[n_k, C, H, W]`,
+/// its own `seeds[k]`), training the runs' CDCs together (at most `cfg.max_parallel` per
+/// population). `p` is the in-distribution training set of the CDCs (P).
 pub fn run_detectron(
     base: &BaseModel<'_>,
-    p: &[f32],
+    p: &Images<'_>,
     queries: &[&[f32]],
     seeds: &[u64],
     cfg: &DetectronConfig,
@@ -295,8 +363,9 @@ pub fn run_detectron(
         )));
     }
     crate::nets::validate_weights(base.spec, base.weights, 1, "Detectron base model")?;
-    let np = images(p, base.spec, 1, "Detectron P set")?;
+    let np = p.count(base.spec, "Detectron P set")?;
     let p_labels = predict(base, p, np, cfg.threads)?;
+    let classes = base.spec.num_classes();
     let bar = crate::report::progress_bar((queries.len() * cfg.ensemble) as u64, "detectron", quiet);
     let mut out = Vec::with_capacity(queries.len());
     for (qs, ss) in queries
@@ -306,14 +375,19 @@ pub fn run_detectron(
         let mut runs = Vec::with_capacity(qs.len());
         for (k, (&q, &seed)) in qs.iter().zip(ss).enumerate() {
             let nq = images(q, base.spec, 1, &format!("Detectron query set {k}"))?;
+            // Fails early when |Q| does not fit the batch or P is too small.
+            cdc::steps_per_epoch(cfg, np, nq)?;
+            let f_probs = softmax_rows(base, q, nq, cfg.threads)?;
             runs.push(RunState {
                 seed,
                 q,
                 nq,
-                q_labels: predict(base, q, nq, cfg.threads)?,
+                q_labels: super::stats::argmax_rows(&f_probs, classes),
                 remaining: (0..nq).collect(),
                 counts: vec![nq],
-                probs: Vec::new(),
+                lambdas: Vec::new(),
+                steps: 0,
+                probs: vec![f_probs],
                 done: false,
             });
         }
@@ -322,11 +396,12 @@ pub fn run_detectron(
             if active.is_empty() {
                 break;
             }
-            train_round(base, p, &p_labels, &mut runs, &active, round, cfg)?;
+            cdc::train_round(base, p, &p_labels, &mut runs, &active, round, cfg)?;
             bar.inc(active.len() as u64);
             for &k in &active {
                 let r = &mut runs[k];
                 let c = r.counts.len();
+                // Official early stopping: the count has not fallen for `patience` CDCs.
                 let stalled =
                     c > cfg.patience && r.counts[c - 1 - cfg.patience..].iter().all(|&v| v == r.counts[c - 1]);
                 r.done = r.remaining.is_empty() || stalled;
@@ -334,15 +409,16 @@ pub fn run_detectron(
         }
         bar.inc(runs.iter().map(|r| (cfg.ensemble + 1 - r.counts.len()) as u64).sum());
         for r in runs {
-            let classes = base.spec.num_classes();
             let m = r.probs.len();
-            let flat: Vec<f32> = r.probs.concat(); // [M, nq, C]
+            let flat: Vec<f32> = r.probs.concat(); // [1 + rounds, nq, C]
             let entropies = averaged_softmax_entropy(&flat, m, r.nq, classes)?;
             out.push(DetectronRun {
                 seed: r.seed,
                 n_query: r.nq,
                 rejected: r.nq - r.remaining.len(),
                 remaining: r.counts,
+                lambdas: r.lambdas,
+                steps: r.steps,
                 entropies,
             });
         }
@@ -351,104 +427,7 @@ pub fn run_detectron(
     Ok(out)
 }
 
-/// Trains the `round`-th CDC of each active run (one population), then records its softmax on
-/// Q and drops the Q samples it rejects.
-fn train_round(
-    base: &BaseModel<'_>,
-    p: &[f32],
-    p_labels: &[u32],
-    runs: &mut [RunState<'_>],
-    active: &[usize],
-    round: usize,
-    cfg: &DetectronConfig,
-) -> Result<(), ShiftError> {
-    let (spec, len, classes) = (base.spec, base.spec.input_len(), base.spec.num_classes());
-    let np = p_labels.len();
-    let k = active.len();
-    let d = base.weights.len();
-    let mut w: Vec<f32> = base.weights.repeat(k); // [K, D]: every CDC starts as f
-    let mut opt = Optimizer::new(OptimConfig::adam(cfg.lr, 0.0), k * d);
-    let batches = np.div_ceil(cfg.batch_size);
-    let lambda: Vec<f32> = active.iter().map(|&j| cfg.kappa / (runs[j].nq as f32 + 1.0)).collect();
-    let q_sets: Vec<&[f32]> = active.iter().map(|&j| runs[j].q).collect();
-    let q_labels: Vec<Vec<u32>> = active.iter().map(|&j| runs[j].q_labels.clone()).collect();
-    let mut step = 0u64;
-    for epoch in 0..cfg.epochs {
-        let tag = (round * cfg.epochs + epoch) as u64;
-        let mut p_order = Vec::with_capacity(k);
-        let mut q_order = Vec::with_capacity(k);
-        for &j in active {
-            let mut po: Vec<usize> = (0..np).collect();
-            po.shuffle(&mut stream(runs[j].seed, "detectron-p-order", tag));
-            let mut qo = runs[j].remaining.clone();
-            qo.shuffle(&mut stream(runs[j].seed, "detectron-q-order", tag));
-            p_order.push(po);
-            q_order.push(qo);
-        }
-        let max_q = q_order.iter().map(|v| v.len()).max().unwrap_or(0);
-        let slots = max_q.div_ceil(batches);
-        for t in 0..batches {
-            let (a, b) = (t * cfg.batch_size, ((t + 1) * cfg.batch_size).min(np));
-            let p_idx: Vec<&[usize]> = p_order.iter().map(|o| &o[a..b]).collect();
-            // Q samples of the epoch spread evenly over its batches.
-            let q_idx: Vec<&[usize]> = q_order
-                .iter()
-                .map(|o| &o[t * o.len() / batches..(t + 1) * o.len() / batches])
-                .collect();
-            let batch = assemble_batch(len, p, p_labels, &p_idx, &q_sets, &q_labels, &q_idx, slots, &lambda);
-            let objective = Objective::Classify {
-                labels: &batch.labels,
-                kinds: Some(&batch.kinds),
-                weights: Some(&batch.weights),
-            };
-            let seeds: Vec<u64> = active
-                .iter()
-                .map(|&j| crate::engine::rng::derive_seed(runs[j].seed, "detectron-dropout", step))
-                .collect();
-            let grads = {
-                let pop = Population::new(spec, &w, k, cfg.threads)?;
-                pop.gradient(
-                    Input::PerModel(&batch.x),
-                    batch.n,
-                    &objective,
-                    Mode::Train { seeds: &seeds },
-                    false,
-                )?
-            };
-            if let Some((i, v)) = grads.dw.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(ShiftError::NonFinite(format!(
-                    "Detectron CDC gradient {i} (model {}) is {v} in round {round}, epoch {epoch}",
-                    i / d
-                )));
-            }
-            opt.update(&mut w, &grads.dw);
-            step += 1;
-        }
-    }
-    // Evaluate every CDC on its run's whole Q (per-model inputs, padded to the largest Q).
-    let max_nq = active.iter().map(|&j| runs[j].nq).max().unwrap_or(0);
-    let mut x = vec![0f32; k * max_nq * len];
-    for (s, &j) in active.iter().enumerate() {
-        x[s * max_nq * len..(s * max_nq + runs[j].nq) * len].copy_from_slice(runs[j].q);
-    }
-    let pop = Population::new(spec, &w, k, cfg.threads)?;
-    let z = logits_chunked(&pop, &x, max_nq, 256)?; // [K, max_nq, C]
-    for (s, &j) in active.iter().enumerate() {
-        let r = &mut runs[j];
-        let mut probs = vec![0f32; r.nq * classes];
-        for i in 0..r.nq {
-            let row = (s * max_nq + i) * classes;
-            softmax(&z[row..row + classes], &mut probs[i * classes..(i + 1) * classes]);
-        }
-        let pred = super::stats::argmax_rows(&probs, classes);
-        r.remaining.retain(|&i| pred[i] == r.q_labels[i]);
-        r.counts.push(r.remaining.len());
-        r.probs.push(probs);
-    }
-    Ok(())
-}
-
-/// Detectron statistics on in-distribution query sets, for one base model and |Q|.
+/// Detectron statistics on in-distribution query sets, for one base model, P and |Q|.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NullBank {
     pub format_version: u32,
@@ -456,11 +435,13 @@ pub struct NullBank {
     pub base_model: String,
     pub n_query: usize,
     pub config: DetectronConfig,
+    /// Seed of the query draws; run r draws with `stream(seed, "detectron-null", r)`.
+    pub seed: u64,
     pub runs: Vec<DetectronRun>,
 }
 
 /// Current null-bank file format.
-pub const NULL_BANK_VERSION: u32 = 1;
+pub const NULL_BANK_VERSION: u32 = 2;
 
 impl NullBank {
     /// The bank file for |Q| = `n_query` next to `path` (e.g. the base model or meta-model file):
@@ -471,12 +452,83 @@ impl NullBank {
         PathBuf::from(s)
     }
 
-    /// Runs the procedure `runs` times on `n_query` images drawn without replacement from the
-    /// in-distribution `pool [n, C, H, W]` (run r draws with `stream(seed, "detectron-null", r)`).
+    /// An empty bank.
+    fn empty(base: &BaseModel<'_>, n_query: usize, seed: u64, cfg: &DetectronConfig) -> NullBank {
+        NullBank {
+            format_version: NULL_BANK_VERSION,
+            base_model: base.fingerprint(),
+            n_query,
+            config: cfg.clone(),
+            seed,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Whether this bank's runs are what `extend` would compute for these arguments.
+    fn matches(&self, base: &BaseModel<'_>, n_query: usize, seed: u64, cfg: &DetectronConfig) -> bool {
+        self.format_version == NULL_BANK_VERSION
+            && self.base_model == base.fingerprint()
+            && self.n_query == n_query
+            && self.seed == seed
+            && self.config.same_procedure(cfg)
+    }
+
+    /// Adds runs until the bank holds `runs`: run r draws `n_query` images without replacement
+    /// from the in-distribution `pool [n, C, H, W]` with `stream(seed, "detectron-null", r)`.
+    /// Runs train in balanced populations of at most `max_parallel`; after each population the
+    /// bank is written to `save` (when given), so a killed computation resumes there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extend(
+        &mut self,
+        base: &BaseModel<'_>,
+        p: &Images<'_>,
+        pool: &[f32],
+        runs: usize,
+        save: Option<&Path>,
+        quiet: bool,
+    ) -> Result<(), ShiftError> {
+        if runs < 2 {
+            return Err(ShiftError::Invalid(format!(
+                "a null bank needs at least 2 runs, got {runs}"
+            )));
+        }
+        let missing = runs.saturating_sub(self.runs.len());
+        if missing == 0 {
+            return Ok(());
+        }
+        let len = base.spec.input_len();
+        let n = images(pool, base.spec, self.n_query.max(1), "Detectron in-distribution pool")?;
+        let groups = missing.div_ceil(self.config.max_parallel.max(1));
+        let per = missing.div_ceil(groups);
+        while self.runs.len() < runs {
+            let first = self.runs.len() as u64;
+            let last = (first + per as u64).min(runs as u64);
+            let mut queries: Vec<Vec<f32>> = Vec::new();
+            let mut seeds = Vec::new();
+            for r in first..last {
+                let idx = rand::seq::index::sample(&mut stream(self.seed, "detectron-null", r), n, self.n_query);
+                queries.push(
+                    idx.iter()
+                        .flat_map(|i| pool[i * len..(i + 1) * len].iter().copied())
+                        .collect(),
+                );
+                seeds.push(crate::engine::rng::derive_seed(self.seed, "detectron-null-run", r));
+            }
+            let refs: Vec<&[f32]> = queries.iter().map(|q| q.as_slice()).collect();
+            let new = run_detectron(base, p, &refs, &seeds, &self.config, quiet)?;
+            self.runs.extend(new);
+            if let Some(path) = save {
+                write_json(path, self)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A bank of `runs` runs ([`NullBank::extend`]), not saved.
     #[allow(clippy::too_many_arguments)]
     pub fn compute(
         base: &BaseModel<'_>,
-        p: &[f32],
+        p: &Images<'_>,
         pool: &[f32],
         n_query: usize,
         runs: usize,
@@ -484,42 +536,20 @@ impl NullBank {
         cfg: &DetectronConfig,
         quiet: bool,
     ) -> Result<NullBank, ShiftError> {
-        if runs < 2 {
-            return Err(ShiftError::Invalid(format!(
-                "a null bank needs at least 2 runs, got {runs}"
-            )));
-        }
-        let len = base.spec.input_len();
-        let n = images(pool, base.spec, n_query.max(1), "Detectron in-distribution pool")?;
-        let mut queries: Vec<Vec<f32>> = Vec::with_capacity(runs);
-        let mut seeds = Vec::with_capacity(runs);
-        for r in 0..runs as u64 {
-            let idx = rand::seq::index::sample(&mut stream(seed, "detectron-null", r), n, n_query);
-            queries.push(
-                idx.iter()
-                    .flat_map(|i| pool[i * len..(i + 1) * len].iter().copied())
-                    .collect(),
-            );
-            seeds.push(crate::engine::rng::derive_seed(seed, "detectron-null-run", r));
-        }
-        let refs: Vec<&[f32]> = queries.iter().map(|q| q.as_slice()).collect();
-        Ok(NullBank {
-            format_version: NULL_BANK_VERSION,
-            base_model: base.fingerprint(),
-            n_query,
-            config: cfg.clone(),
-            runs: run_detectron(base, p, &refs, &seeds, cfg, quiet)?,
-        })
+        let mut bank = Self::empty(base, n_query, seed, cfg);
+        bank.extend(base, p, pool, runs, None, quiet)?;
+        Ok(bank)
     }
 
-    /// Loads the bank at `NullBank::path_next_to(next_to, n_query)` when it exists and matches the
-    /// base model, |Q|, the procedure and has ≥ `runs` runs; otherwise computes and saves it.
-    /// Returns the bank and whether it was computed.
+    /// The bank at `NullBank::path_next_to(next_to, n_query)` with at least `runs` runs: read
+    /// when it exists for this base model, |Q|, seed and procedure, completed when it holds fewer
+    /// runs (a killed computation resumes), computed otherwise; saved after every population.
+    /// Returns the bank and whether any run was computed.
     #[allow(clippy::too_many_arguments)]
     pub fn load_or_compute(
         next_to: &Path,
         base: &BaseModel<'_>,
-        p: &[f32],
+        p: &Images<'_>,
         pool: &[f32],
         n_query: usize,
         runs: usize,
@@ -528,20 +558,23 @@ impl NullBank {
         quiet: bool,
     ) -> Result<(NullBank, bool), ShiftError> {
         let path = Self::path_next_to(next_to, n_query);
-        if path.exists() {
-            let bank: NullBank = read_json(&path)?;
-            if bank.format_version == NULL_BANK_VERSION
-                && bank.base_model == base.fingerprint()
-                && bank.n_query == n_query
-                && bank.runs.len() >= runs
-                && bank.config.same_procedure(cfg)
-            {
-                return Ok((bank, false));
-            }
+        let mut bank = match path.exists() {
+            true => read_json::<NullBank>(&path)
+                .ok()
+                .filter(|b| b.matches(base, n_query, seed, cfg)),
+            false => None,
         }
-        let bank = Self::compute(base, p, pool, n_query, runs, seed, cfg, quiet)?;
-        write_json(&path, &bank)?;
-        Ok((bank, true))
+        .unwrap_or_else(|| Self::empty(base, n_query, seed, cfg));
+        bank.config.threads = cfg.threads;
+        bank.config.max_parallel = cfg.max_parallel;
+        let before = bank.runs.len();
+        bank.extend(base, p, pool, runs, Some(&path), quiet)?;
+        Ok((bank.clone(), bank.runs.len() > before))
+    }
+
+    /// Never-rejected counts of the runs.
+    pub fn counts(&self) -> Vec<f64> {
+        self.runs.iter().map(|r| (r.n_query - r.rejected) as f64).collect()
     }
 
     /// Rejected counts of the runs.
@@ -549,17 +582,48 @@ impl NullBank {
         self.runs.iter().map(|r| r.rejected as f64).collect()
     }
 
+    /// The per-sample entropies of the runs `from..`, pooled.
+    fn pooled_entropies(&self, skip: Option<usize>) -> Vec<f64> {
+        self.runs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .flat_map(|(_, r)| r.entropies.iter().copied())
+            .collect()
+    }
+
     /// All per-sample entropies of all runs, pooled.
     pub fn entropies(&self) -> Vec<f64> {
-        self.runs.iter().flat_map(|r| r.entropies.iter().copied()).collect()
+        self.pooled_entropies(None)
+    }
+
+    /// Each run's KS p-value against the pooled entropies of the other runs (the official
+    /// analysis's null p-values).
+    pub fn leave_one_out_p_values(&self) -> Result<Vec<f64>, ShiftError> {
+        (0..self.runs.len())
+            .map(|i| Ok(ks_2samp(&self.runs[i].entropies, &self.pooled_entropies(Some(i)), KsMethod::Auto)?.p_value))
+            .collect()
     }
 }
 
-/// The two Detectron tests of `run` against `bank`:
-/// - `detectron-disagreement`: statistic = rejected count, threshold = (1−α) quantile of the bank's
-///   counts, shift ⇔ statistic > threshold, p = (1 + #{bank ≥ s})/(1 + runs);
-/// - `detectron-entropy`: statistic = KS D between the run's entropies and the bank's pooled
-///   entropies, threshold = the KS critical value, shift ⇔ p ≤ α.
+/// The largest cut c such that the fraction of `null` values strictly below c is ≤ α (the
+/// official analysis's threshold on its grid): the (⌊α·n⌋+1)-th smallest value, +∞ when
+/// ⌊α·n⌋ ≥ n. A test statistic below the cut rejects.
+pub fn lower_tail_cut(null: &[f64], alpha: f64) -> f64 {
+    let mut v = null.to_vec();
+    v.sort_by(f64::total_cmp);
+    let k = (alpha * v.len() as f64 + 1e-9).floor() as usize;
+    v.get(k).copied().unwrap_or(f64::INFINITY)
+}
+
+/// The two Detectron tests of `run` against `bank`, as the official analysis does them:
+/// - `detectron-disagreement`: statistic = rejected count (|Q| − never rejected); shift ⇔ the
+///   never-rejected count is below [`lower_tail_cut`] of the null counts, i.e. the statistic
+///   is above `threshold = |Q| − cut`; p = (1 + #{null rejected ≥ statistic})/(1 + runs);
+/// - `detectron-entropy`: the KS p-value of the run's entropies against the pooled entropies
+///   of all null runs but the first (the pool size of the leave-one-out null p-values);
+///   statistic = −ln p; shift ⇔ p is below [`lower_tail_cut`] of the null runs' leave-one-out
+///   p-values (`p_threshold`), i.e. the statistic is above `threshold = −ln p_threshold`.
 pub fn decide(run: &DetectronRun, bank: &NullBank, alpha: f64) -> Result<[DetectionResult; 2], ShiftError> {
     if run.n_query != bank.n_query {
         return Err(ShiftError::Invalid(format!(
@@ -567,47 +631,73 @@ pub fn decide(run: &DetectronRun, bank: &NullBank, alpha: f64) -> Result<[Detect
             bank.n_query, run.n_query
         )));
     }
-    let null_counts = bank.rejected();
-    let qt = quantile_test(run.rejected as f64, &null_counts, alpha)?;
+    if bank.runs.len() < 2 {
+        return Err(ShiftError::Invalid(format!(
+            "the null bank has {} runs, need at least 2",
+            bank.runs.len()
+        )));
+    }
+    let nq = run.n_query as f64;
+    let count = nq - run.rejected as f64;
+    let cut = lower_tail_cut(&bank.counts(), alpha).min(nq + 1.0);
+    let p_dis = quantile_test(run.rejected as f64, &bank.rejected(), alpha)?.p_value;
     let dis = DetectionResult::new(
         "detectron-disagreement",
         run.rejected as f64,
-        qt.threshold,
-        qt.p_value,
-        qt.reject,
+        nq - cut,
+        p_dis,
+        count < cut,
         run.n_query,
         run.seed,
     );
-    let null_h = bank.entropies();
-    let ks = ks_2samp(&run.entropies, &null_h, KsMethod::Auto)?;
-    let crit = ks_critical_value(run.entropies.len(), null_h.len(), alpha, KsMethod::Auto).unwrap_or(f64::NAN);
+    let null_p = bank.leave_one_out_p_values()?;
+    let p_cut = lower_tail_cut(&null_p, alpha).min(1.0);
+    let ks = ks_2samp(
+        &run.entropies,
+        &bank.runs[1..]
+            .iter()
+            .flat_map(|r| r.entropies.clone())
+            .collect::<Vec<_>>(),
+        KsMethod::Auto,
+    )?;
     let ent = DetectionResult::new(
         "detectron-entropy",
-        ks.statistic,
-        crit,
+        -ks.p_value.max(f64::MIN_POSITIVE).ln(),
+        -p_cut.max(f64::MIN_POSITIVE).ln(),
         ks.p_value,
-        ks.p_value <= alpha,
+        ks.p_value < p_cut,
         run.n_query,
         run.seed,
     )
+    .with("ks_statistic", ks.statistic)
+    .with("p_threshold", p_cut)
     .with(
         "mean_entropy",
         run.entropies.iter().sum::<f64>() / run.entropies.len().max(1) as f64,
     );
     let common = |r: DetectionResult| {
         r.with("alpha", alpha)
+            .with("budget", bank.config.budget.name())
+            .with("batch", bank.config.batch_size)
+            .with("epochs", bank.config.epochs)
+            .with("ensemble", bank.config.ensemble)
+            .with("cdcs", run.rounds())
+            .with("steps", run.steps)
+            .with("lambdas", run.lambdas.clone())
             .with("rounds", run.rounds())
             .with("remaining", run.remaining.clone())
             .with("null_runs", bank.runs.len())
+            .with("null_counts", bank.counts())
     };
     Ok([common(dis), common(ent)])
 }
 
 /// One Detectron test of the query set `q` against `bank`: runs the procedure with `seed`, then
-/// [`decide`]s both statistics; `extra.wall_s` holds the seconds the procedure took.
+/// [`decide`]s both statistics; `extra.wall_s` holds the seconds the procedure took and
+/// `p_images` the size of P.
 pub fn detectron_test(
     base: &BaseModel<'_>,
-    p: &[f32],
+    p: &Images<'_>,
     q: &[f32],
     seed: u64,
     bank: &NullBank,
@@ -624,11 +714,13 @@ pub fn detectron_test(
             "the null bank belongs to a different base model".into(),
         ));
     }
+    let np = p.count(base.spec, "Detectron P set")?;
     let start = std::time::Instant::now();
     let run = run_detectron(base, p, &[q], &[seed], cfg, quiet)?.remove(0);
     let wall = start.elapsed().as_secs_f64();
     let [a, b] = decide(&run, bank, cfg.alpha)?;
-    Ok([a.with("wall_s", wall), b.with("wall_s", wall)])
+    let extra = |r: DetectionResult| r.with("wall_s", wall).with("p_images", np);
+    Ok([extra(a), extra(b)])
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! The shift-detection grid (paper Table 3): for each method, |Q| and seed, one test on a null
-//! query (drawn from the source's images not in P) and one on each shifted spec. Resumable: each
-//! finished cell is appended as one JSON line to `cells.jsonl` and skipped on a rerun. The
-//! summary per (detector, |Q|, shift) is TPR@α ± se and AUROC ([`summarize`], scores = the
-//! detector's statistic, higher = more shifted), the false-positive rate on the null tests and
+//! The shift-detection grid (paper Table 3): for each method, |Q| and seed, one test on each
+//! shifted spec, and `null_seeds` tests on null queries (drawn from images never in P or a null
+//! bank's pool, [`Setup::null_queries`]), every shifted cell scored against all of them.
+//! Resumable: each finished cell is appended as one JSON line to `cells.jsonl` and skipped on a
+//! rerun. The summary per (detector, |Q|, shift) is TPR@α ± se and AUROC ± DeLong se
+//! ([`summarize`], scores = the detector's statistic, higher = more shifted), the false-positive
+//! rate on the null tests and
 //! the mean wall time per test; written as `results.json`, `results.md` and `auroc.{png,svg}`
 //! (Figure 2, from traced Meta-Detectron cells, is [`super::figure2`]).
 
@@ -25,6 +27,8 @@ pub struct GridConfig {
     pub sizes: Vec<usize>,
     /// Seeds 0..seeds.
     pub seeds: u64,
+    /// Null queries per method and |Q| (seeds 0..null_seeds); fewer than `seeds` means `seeds`.
+    pub null_seeds: u64,
     /// Shifted dataset specs.
     pub shifted: Vec<String>,
     pub alpha: f64,
@@ -73,6 +77,9 @@ pub struct SummaryRow {
     pub tpr: f64,
     pub tpr_se: f64,
     pub auroc: f64,
+    /// DeLong standard error of the AUROC.
+    #[serde(default)]
+    pub auroc_se: f64,
     pub fpr_null: f64,
     pub fpr_null_se: f64,
     /// Mean seconds per test (without one-time cached work) over this detector's tests at this size.
@@ -135,9 +142,8 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     for s in &cfg.shifted {
         shifted.push((s.clone(), data::load(s)?));
     }
-    let mut queries: Vec<(&str, &Dataset)> = vec![("null", &setup.reference)];
-    queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
-    let total = cfg.methods.len() * cfg.sizes.len() * cfg.seeds as usize * queries.len();
+    let null_seeds = cfg.null_seeds.max(cfg.seeds);
+    let total = cfg.methods.len() * cfg.sizes.len() * (null_seeds + cfg.seeds * shifted.len() as u64) as usize;
     let bar = crate::report::progress_bar(total as u64, "grid", cfg.quiet);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -145,19 +151,21 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
         .open(&path)
         .map_err(|e| io(&path, e))?;
     let mut computed = 0;
-    let query_idx = setup.query_indices();
     for &method in &cfg.methods {
+        // Null queries (and shifted copies of their split, same length) come from images never
+        // in P or the null bank's pool (`Setup::null_queries`).
+        let (null_ds, query_idx) = setup.null_queries(method)?;
+        let mut queries: Vec<(&str, &Dataset)> = vec![("null", null_ds)];
+        queries.extend(shifted.iter().map(|(s, d)| (s.as_str(), d)));
         for &size in &cfg.sizes {
-            for seed in 0..cfg.seeds {
-                for &(name, ds) in &queries {
+            for seed in 0..null_seeds {
+                for &(name, ds) in queries.iter().filter(|(n, _)| seed < cfg.seeds || *n == "null") {
                     bar.inc(1);
                     let key = (method.name().to_string(), size, seed, name.to_string());
                     if done.contains(&key) {
                         continue;
                     }
-                    // Null queries (and shifted copies of the source split, same length) come
-                    // from the images not in P: the population the null banks sample.
-                    let among = (ds.len() == setup.reference.len()).then_some(query_idx.as_slice());
+                    let among = (ds.len() == null_ds.len()).then_some(query_idx.as_slice());
                     let (q, labels) = setup.query_labeled(ds, Some(size), among, seed)?;
                     let results = setup.test(method, &q, Some(&labels), seed)?;
                     let cell = Cell {
@@ -234,6 +242,7 @@ pub fn summarize_cells(cells: &[Cell], alpha: f64) -> Result<Vec<SummaryRow>, Sh
                 tpr: s.tpr,
                 tpr_se: s.tpr_se,
                 auroc: s.auroc,
+                auroc_se: s.auroc_se,
                 fpr_null: fpr,
                 fpr_null_se: fpr_se,
                 mean_wall_s: mean_wall,
@@ -252,7 +261,7 @@ pub fn markdown(rows: &[SummaryRow]) -> Result<String, ShiftError> {
         "|Q|",
         "shift",
         "TPR@5 ± se",
-        "AUROC",
+        "AUROC ± se",
         "FPR (null) ± se",
         "s/test",
         "n",
@@ -263,7 +272,7 @@ pub fn markdown(rows: &[SummaryRow]) -> Result<String, ShiftError> {
             r.size.to_string(),
             r.shift.clone(),
             fmt_pm(r.tpr, r.tpr_se, 3),
-            format!("{:.3}", r.auroc),
+            fmt_pm(r.auroc, r.auroc_se, 3),
             fmt_pm(r.fpr_null, r.fpr_null_se, 3),
             format!("{:.2}", r.mean_wall_s),
             format!("{}/{}", r.n_null, r.n_shift),

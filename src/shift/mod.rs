@@ -13,7 +13,9 @@ pub mod result;
 pub mod stats;
 
 pub use detector::{Detector, DetectorConfig};
-pub use detectron::{decide, detectron_test, run_detectron, BaseModel, DetectronConfig, DetectronRun, NullBank};
+pub use detectron::{
+    decide, detectron_test, run_detectron, BaseModel, Budget, DetectronConfig, DetectronRun, Images, NullBank,
+};
 pub use meta_detectron::MetaDetectronConfig;
 pub use pipeline::{Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;

@@ -14,7 +14,7 @@
 //! the test seed, so one null bank serves every seed of a given |Q|.
 
 use super::baselines::{bbsd, mmd};
-use super::detectron::{detectron_test, logits_chunked, BaseModel, DetectronConfig, NullBank};
+use super::detectron::{detectron_test, logits_chunked, BaseModel, Budget, DetectronConfig, Images, NullBank};
 use super::meta_detectron::{
     bank_path, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext, MetaDetectronConfig,
 };
@@ -108,6 +108,11 @@ pub struct SetupConfig {
     pub null_pool: usize,
     /// Detectron null-bank runs (≥ 20 so a p-value can fall below 0.05).
     pub null_runs: usize,
+    /// Official Detectron budget: at most this many reference images form P (0 = all of them).
+    pub p_images: usize,
+    /// Official Detectron budget: in-distribution images f never trained on, the source of the
+    /// null bank's queries (None: the reference spec with its `:train` split read as `:test`).
+    pub null_data: Option<String>,
     /// Seed of f's generation and of the reference split (not the test seed).
     pub model_seed: u64,
     /// ODE steps when generating f (None: the meta-model's default).
@@ -128,6 +133,8 @@ impl Default for SetupConfig {
             n_reference: 500,
             null_pool: 0,
             null_runs: 20,
+            p_images: 0,
+            null_data: None,
             model_seed: 0,
             steps: None,
             detectron: DetectronConfig::default(),
@@ -169,6 +176,9 @@ pub struct Setup {
     pool_error: std::sync::OnceLock<f64>,
     /// The meta-model's context items `[≤ 2000, C, H, W]` on [0, 1] (Meta-Detectron), on first use.
     context: std::sync::OnceLock<Vec<f32>>,
+    /// Official Detectron budget: its P, null-bank pool and null queries ([`OfficialSplit`]).
+    /// Its error (as text) when they cannot be made: only Detectron then fails.
+    official: Option<Result<OfficialSplit, String>>,
 }
 
 /// What a saved detector keeps of a [`Setup`] to rebuild it without the reference set
@@ -186,6 +196,37 @@ pub struct SetupParts {
     pub key: String,
     pub cfg: SetupConfig,
     pub meta_dir: Option<PathBuf>,
+}
+
+/// The sets of the official Detectron budget. P is f's training split: the reference spec,
+/// all of it (or `p_images` of it). The null data (by default the reference's `:test` split)
+/// holds in-distribution images f never trained on; it is split once by
+/// `stream(model_seed, "detectron-null-split", 0)` into the null bank's pool (`null_pool`
+/// images; 0 = half, at most [`DEFAULT_POOL_CAP`]) and the rest, where the experiment's null
+/// queries come from. A query of the same split (e.g. `mnist:DIR:test`) is then exchangeable
+/// with the bank's samples; training images would not be (f is surer of the images it fit).
+pub struct OfficialSplit {
+    /// Reference indices of P (None: every reference image).
+    pub p_idx: Option<Vec<usize>>,
+    /// The null data.
+    pub null_ds: Dataset,
+    /// The null bank's pool `[n_pool, C, H, W]`, normalized.
+    pub pool: Vec<f32>,
+    /// Null-data indices not in the pool: the experiment's null queries.
+    pub query_idx: Vec<usize>,
+}
+
+/// The reference spec with its `:train` split read as `:test` (before any `@corruption`).
+pub fn test_split_of(reference_spec: &str) -> Option<String> {
+    let (main, corruption) = match reference_spec.split_once('@') {
+        Some((m, c)) => (m, Some(c)),
+        None => (reference_spec, None),
+    };
+    let stem = main.strip_suffix(":train")?;
+    Some(match corruption {
+        Some(c) => format!("{stem}:test@{c}"),
+        None => format!("{stem}:test"),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -346,6 +387,21 @@ impl Setup {
         h.update(base.fingerprint());
         h.update(reference_spec);
         h.update(format!("{}|{}|{}", cfg.n_reference, n_pool, cfg.model_seed));
+        let official = match cfg.detectron.budget {
+            Budget::Official => {
+                let o = official_split(&reference, reference_spec, &norm, &cfg).map_err(|e| e.to_string());
+                if let Ok(o) = &o {
+                    h.update(format!(
+                        "|official|{}|{}|{}",
+                        o.p_idx.as_ref().map_or(n, Vec::len),
+                        o.null_ds.name,
+                        o.query_idx.len()
+                    ));
+                }
+                Some(o)
+            }
+            Budget::Fast => None,
+        };
         let key = hex(&h.finalize()[..8]);
         let p_softmax = softmax_of(&base, &p, cfg.detectron.threads)?;
         let meta_dir = match source {
@@ -370,6 +426,7 @@ impl Setup {
             pool_idx,
             pool_error: std::sync::OnceLock::new(),
             context: std::sync::OnceLock::new(),
+            official,
         })
     }
 
@@ -404,6 +461,14 @@ impl Setup {
             weights: &weights,
         };
         let p_softmax = softmax_of(&base, &p, cfg.detectron.threads)?;
+        // A saved detector stores P, not the official budget's training split: its Detectron
+        // runs the fast budget only (`Detector::fit` refuses the official one).
+        let official = match cfg.detectron.budget {
+            Budget::Official => Some(Err(
+                "a saved detector runs Detectron with `--budget fast` only".to_string()
+            )),
+            Budget::Fast => None,
+        };
         let cell = std::sync::OnceLock::new();
         if let Some(c) = context {
             let _ = cell.set(c);
@@ -425,6 +490,7 @@ impl Setup {
             pool_idx: Vec::new(),
             pool_error: std::sync::OnceLock::new(),
             context: cell,
+            official,
         })
     }
 
@@ -442,6 +508,44 @@ impl Setup {
     /// The meta-model directory Meta-Detectron fine-tunes (None for a file f without `--meta`).
     pub fn meta_dir(&self) -> Option<&Path> {
         self.meta_dir.as_deref()
+    }
+
+    /// The official budget's sets (None: the fast budget).
+    fn official(&self) -> Result<Option<&OfficialSplit>, ShiftError> {
+        match &self.official {
+            None => Ok(None),
+            Some(Ok(o)) => Ok(Some(o)),
+            Some(Err(e)) => Err(ShiftError::Invalid(e.clone())),
+        }
+    }
+
+    /// Detectron's P: f's training split (official budget) or the reference sample P (fast).
+    pub fn detectron_p(&self) -> Result<Images<'_>, ShiftError> {
+        Ok(match self.official()? {
+            Some(o) => Images::Data {
+                ds: &self.reference,
+                idx: o.p_idx.as_deref(),
+                norm: &self.norm,
+            },
+            None => Images::Tensor(&self.p),
+        })
+    }
+
+    /// The pool Detectron's null-bank queries are drawn from.
+    pub fn detectron_pool(&self) -> Result<&[f32], ShiftError> {
+        Ok(self.official()?.map_or(&self.pool, |o| &o.pool))
+    }
+
+    /// Where `method`'s null queries come from: a dataset and the indices to draw among. The
+    /// official Detectron draws from the null data outside its bank's pool; every other test
+    /// from the reference images not in P ([`Setup::query_indices`]).
+    pub fn null_queries(&self, method: Method) -> Result<(&Dataset, Vec<usize>), ShiftError> {
+        if method == Method::Detectron {
+            if let Some(o) = self.official()? {
+                return Ok((&o.null_ds, o.query_idx.clone()));
+            }
+        }
+        Ok((&self.reference, self.query_indices()))
     }
 
     /// Reference indices not in P (the pool, then the held-out rest): where null queries come from.
@@ -510,8 +614,8 @@ impl Setup {
         let (bank, computed) = NullBank::load_or_compute(
             &self.cache_dir.join(&self.key),
             &self.base(),
-            &self.p,
-            &self.pool,
+            &self.detectron_p()?,
+            self.detectron_pool()?,
             n_query,
             self.cfg.null_runs,
             self.cfg.model_seed,
@@ -547,7 +651,7 @@ impl Setup {
                 let (bank, setup_s) = self.null_bank(nq)?;
                 let [dis, ent] = detectron_test(
                     &self.base(),
-                    &self.p,
+                    &self.detectron_p()?,
                     q,
                     seed,
                     &bank,
@@ -729,6 +833,58 @@ impl Setup {
             .with("query_run_s", run.seconds);
         Ok((Some(r), setup_s))
     }
+}
+
+/// The official budget's sets (see [`OfficialSplit`]).
+fn official_split(
+    reference: &Dataset,
+    reference_spec: &str,
+    norm: &Normalization,
+    cfg: &SetupConfig,
+) -> Result<OfficialSplit, ShiftError> {
+    let n = reference.len();
+    let p_idx = (cfg.p_images > 0 && cfg.p_images < n).then(|| {
+        let mut v = rand::seq::index::sample(&mut stream(cfg.model_seed, "detectron-p", 0), n, cfg.p_images).into_vec();
+        v.sort_unstable();
+        v
+    });
+    let spec = match (&cfg.null_data, test_split_of(reference_spec)) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => s,
+        (None, None) => {
+            return Err(ShiftError::Invalid(format!(
+                "the official Detectron needs in-distribution images f never trained on for its null \
+                 bank: the reference {reference_spec} is no `:train` split, so give --null-data SPEC"
+            )))
+        }
+    };
+    let null_ds = data::load(&spec)?;
+    if null_ds.image_len() != reference.image_len() {
+        return Err(ShiftError::Shape(format!(
+            "--null-data {spec}: images of {:?} differ from the reference's {:?}",
+            null_ds.shape, reference.shape
+        )));
+    }
+    let m = null_ds.len();
+    let n_pool = match cfg.null_pool {
+        0 => (m / 2).min(DEFAULT_POOL_CAP),
+        k => k.min(m - 1),
+    };
+    if n_pool < 2 {
+        return Err(ShiftError::Invalid(format!(
+            "--null-data {spec}: {m} images leave no null-bank pool"
+        )));
+    }
+    let mut perm: Vec<usize> = (0..m).collect();
+    rand::seq::SliceRandom::shuffle(&mut perm[..], &mut stream(cfg.model_seed, "detectron-null-split", 0));
+    let pool = null_ds.to_tensor(&perm[..n_pool], norm);
+    let query_idx = perm[n_pool..].to_vec();
+    Ok(OfficialSplit {
+        p_idx,
+        null_ds,
+        pool,
+        query_idx,
+    })
 }
 
 /// f's softmax on `x [n, C, H, W]`, `[n, classes]`.

@@ -431,6 +431,39 @@ pub fn auroc(negatives: &[f64], positives: &[f64]) -> Result<f64, ShiftError> {
         .sum())
 }
 
+/// DeLong's standard error of the AUROC (DeLong, DeLong & Clarke-Pearson, Biometrics 1988):
+/// with ψ(n, p) = 1 if p > n, ½ if equal, 0 otherwise, the structural components
+/// `V10_j = mean_i ψ(neg_i, pos_j)` and `V01_i = mean_j ψ(neg_i, pos_j)`, and
+/// `se = √(s²(V10)/n_pos + s²(V01)/n_neg)` (sample variances; 0 with one score on a side).
+pub fn auroc_se(negatives: &[f64], positives: &[f64]) -> Result<f64, ShiftError> {
+    if negatives.is_empty() || positives.is_empty() {
+        return Err(ShiftError::Empty("scores for an AUROC standard error".into()));
+    }
+    check_finite(negatives, "null scores")?;
+    check_finite(positives, "shifted scores")?;
+    let psi = |n: f64, p: f64| match p.partial_cmp(&n) {
+        Some(std::cmp::Ordering::Greater) => 1.0,
+        Some(std::cmp::Ordering::Equal) => 0.5,
+        _ => 0.0,
+    };
+    let v10: Vec<f64> = positives
+        .iter()
+        .map(|&p| negatives.iter().map(|&n| psi(n, p)).sum::<f64>() / negatives.len() as f64)
+        .collect();
+    let v01: Vec<f64> = negatives
+        .iter()
+        .map(|&n| positives.iter().map(|&p| psi(n, p)).sum::<f64>() / positives.len() as f64)
+        .collect();
+    let var = |v: &[f64]| {
+        if v.len() < 2 {
+            return 0.0;
+        }
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64
+    };
+    Ok((var(&v10) / v10.len() as f64 + var(&v01) / v01.len() as f64).sqrt())
+}
+
 /// True-positive rate at significance α.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct TprAtAlpha {
@@ -486,6 +519,8 @@ pub struct DetectorSummary {
     pub tpr: f64,
     pub tpr_se: f64,
     pub auroc: f64,
+    /// DeLong standard error of the AUROC ([`auroc_se`]).
+    pub auroc_se: f64,
 }
 
 /// [`tpr_at_alpha`] and [`auroc`] of one detector in one grid cell.
@@ -497,6 +532,7 @@ pub fn summarize(null_scores: &[f64], shift_scores: &[f64], alpha: f64) -> Resul
         tpr: t.tpr,
         tpr_se: t.se,
         auroc: auroc(null_scores, shift_scores)?,
+        auroc_se: auroc_se(null_scores, shift_scores)?,
     })
 }
 
@@ -738,6 +774,20 @@ mod tests {
     /// fpr,tpr,thr=roc_curve(yt,s,drop_intermediate=False)
     /// for a in [0.05,0.1,0.2,0.3]: i=np.searchsorted(fpr,a,'right')-1; print(tpr[i], thr[i], fpr[i])
     /// ```
+    #[test]
+    fn delong_se_matches_a_hand_computation() {
+        // neg {0, 1}, pos {0.5, 2}: ψ = [[1, 1], [0, 1]] (rows neg, columns pos); AUROC 0.75.
+        // V10 = [0.5, 1], V01 = [1, 0.5]; s² = 0.125 each; se = √(0.125/2 + 0.125/2) = √0.125.
+        let se = auroc_se(&[0.0, 1.0], &[0.5, 2.0]).unwrap();
+        assert!(close(se, 0.125f64.sqrt(), 1e-12), "{se}");
+        assert_eq!(auroc_se(&[0.0, 0.1], &[0.5, 0.7]).unwrap(), 0.0, "perfect separation");
+        // Four times the scores on each side: about half the standard error.
+        let (n, p) = ([0.0, 1.0].repeat(4), [0.5, 2.0].repeat(4));
+        let se4 = auroc_se(&n, &p).unwrap();
+        assert!(se4 < se * 0.5 && se4 > se * 0.25, "{se4} vs {se}");
+        assert!(auroc_se(&[], &[1.0]).is_err());
+    }
+
     #[test]
     fn auroc_and_tpr_match_sklearn() {
         assert!(close(auroc(&NEG, &POS).unwrap(), 0.825, 1e-12));

@@ -3,7 +3,8 @@
 //! query sets (negated templates with noise).
 
 use super::*;
-use crate::engine::loss::{cross_entropy_row, disagreement_row};
+use crate::engine::loss::{cross_entropy_row, disagreement_row, SampleLoss};
+use crate::engine::{Mode, Objective, OptimConfig, Optimizer};
 use crate::nets::init::InitScheme;
 use crate::nets::Activation;
 use rand::Rng;
@@ -17,20 +18,22 @@ fn assembled_batch_weights_give_the_cdc_loss() {
     let p_labels = [0u32, 1, 2, 0, 1];
     let q0: Vec<f32> = vec![100.0; 6]; // 3 images
     let q1: Vec<f32> = vec![200.0; 2]; // 1 image
-    let q_labels = vec![vec![2u32, 1, 0], vec![1u32]];
-    let pa = [3usize, 1];
-    let pb = [0usize, 4];
-    let qa = [2usize, 0];
-    let qb = [0usize];
+    let (ql0, ql1) = (vec![2u32, 1, 0], vec![1u32]);
+    // Run 1 has a shorter P part than run 0 (as official runs with different counts do).
+    let s0 = cdc::Step {
+        p: vec![3, 1],
+        q: vec![2, 0],
+    };
+    let s1 = cdc::Step { p: vec![4], q: vec![0] };
     let lambda = [0.25f32, 0.5];
-    let b = assemble_batch(
+    let b = cdc::assemble_batch(
         len,
-        &p,
+        &Images::Tensor(&p),
         &p_labels,
-        &[&pa, &pb],
         &[&q0, &q1],
-        &q_labels,
-        &[&qa, &qb],
+        &[&ql0, &ql1],
+        &[Some(&s0), Some(&s1)],
+        2,
         2,
         &lambda,
     );
@@ -46,8 +49,22 @@ fn assembled_batch_weights_give_the_cdc_loss() {
     );
     assert_eq!(&b.x[0..2], &[6.0, 7.0]); // run 0, P image 3
     assert_eq!(&b.x[4..6], &[100.0, 100.0]); // run 0, Q slot 0
-    assert_eq!(b.labels, vec![0, 1, 0, 2, 0, 1, 1, 0]);
-    assert_eq!(&b.x[(4 + 3) * 2..(4 + 4) * 2], &[0.0, 0.0], "padding is zero");
+    assert_eq!(b.labels, vec![0, 1, 0, 2, 1, 0, 1, 0]);
+    assert_eq!(&b.x[(4 + 1) * 2..(4 + 2) * 2], &[0.0, 0.0], "P padding is zero");
+    assert_eq!(&b.x[(4 + 3) * 2..(4 + 4) * 2], &[0.0, 0.0], "Q padding is zero");
+    // A run without a step is all padding.
+    let idle = cdc::assemble_batch(
+        len,
+        &Images::Tensor(&p),
+        &p_labels,
+        &[&q0, &q1],
+        &[&ql0, &ql1],
+        &[Some(&s0), None],
+        2,
+        2,
+        &lambda,
+    );
+    assert!(idle.weights[4..].iter().all(|&w| w == 0.0));
     let classes = 3;
     let logits: Vec<f32> = (0..8 * classes).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
     let obj = Objective::Classify {
@@ -61,20 +78,126 @@ fn assembled_batch_weights_give_the_cdc_loss() {
         let got = obj.apply(k, 0, 4, classes, z, &mut g);
         let mut scratch = vec![0f32; classes];
         let row = |r: usize| &z[r * classes..(r + 1) * classes];
-        let (nq, real) = if k == 0 { (2, 4.0) } else { (1, 3.0) };
+        let (np, nq) = if k == 0 { (2, 2) } else { (1, 1) };
         let mut want = 0.0;
-        for r in 0..2 {
+        for r in 0..np {
             want += cross_entropy_row(row(r), b.labels[k * 4 + r] as usize, 0.0, &mut scratch);
         }
         for r in 2..2 + nq {
             want += lambda[k] * disagreement_row(row(r), b.labels[k * 4 + r] as usize, 0.0, &mut scratch);
         }
-        want /= real;
+        want /= (np + nq) as f32;
         assert!(
             (got - want).abs() < 1e-5,
             "run {k}: engine loss {got} vs CDC loss {want}"
         );
     }
+}
+
+/// The official batch composition: `batch − count` P images of one permutation per step (the
+/// incomplete last batch dropped) plus every remaining Q sample in every step; λ =
+/// 1/(steps·count + 1). The fast budget spreads Q over the epoch with λ = κ/(|Q|+1).
+#[test]
+fn official_batches_hold_every_remaining_query_sample() {
+    let cfg = DetectronConfig {
+        batch_size: 64,
+        ..DetectronConfig::default()
+    };
+    assert_eq!(cfg.budget, Budget::Official);
+    let p_order: Vec<usize> = (0..200).rev().collect();
+    let q_order = [7usize, 2, 9, 0, 4, 5, 1, 3, 8, 6];
+    let plan = cdc::epoch_plan(&cfg, &p_order, &q_order).unwrap();
+    assert_eq!(plan.len(), 200 / 54, "⌊|P|/(batch − count)⌋ steps");
+    let mut seen = std::collections::HashSet::new();
+    for s in &plan {
+        assert_eq!(s.p.len() + s.q.len(), 64);
+        assert_eq!(s.q, q_order, "every remaining Q sample in every batch");
+        assert!(s.p.iter().all(|&i| seen.insert(i)), "P drawn without repetition");
+    }
+    assert_eq!(cdc::lambda(&cfg, 200, 20, 10).unwrap(), 1.0 / (3.0 * 10.0 + 1.0));
+    // Fewer remaining samples: more P per batch, λ from the new count.
+    assert_eq!(cdc::steps_per_epoch(&cfg, 200, 4).unwrap(), 200 / 60);
+    assert_eq!(cdc::lambda(&cfg, 200, 20, 4).unwrap(), 1.0 / (3.0 * 4.0 + 1.0));
+    assert!(
+        cdc::steps_per_epoch(&cfg, 200, 64).is_err(),
+        "|Q| must be below the batch"
+    );
+    assert!(cdc::steps_per_epoch(&cfg, 50, 10).is_err(), "P smaller than one batch");
+    let fast = DetectronConfig {
+        batch_size: 64,
+        ..DetectronConfig::for_budget(Budget::Fast)
+    };
+    let plan = cdc::epoch_plan(&fast, &p_order, &q_order).unwrap();
+    assert_eq!(plan.len(), 4);
+    assert_eq!(
+        plan.iter().map(|s| s.q.len()).sum::<usize>(),
+        10,
+        "each Q sample once per epoch"
+    );
+    assert_eq!(plan.iter().map(|s| s.p.len()).sum::<usize>(), 200);
+    assert_eq!(cdc::lambda(&fast, 200, 20, 4).unwrap(), 1.0 / 21.0);
+}
+
+/// A whole official run records, for each CDC, λ from the count it started with and
+/// `epochs·⌊|P|/(batch − count)⌋` steps; its entropy averages f with the CDCs.
+#[test]
+fn official_run_recomputes_lambda_per_cdc() {
+    let f = fixture();
+    let base = BaseModel {
+        spec: &f.spec,
+        weights: &f.w,
+    };
+    let cfg = DetectronConfig {
+        batch_size: 40,
+        epochs: 2,
+        lr: 1e-2,
+        threads: 1,
+        ..DetectronConfig::default()
+    };
+    let (q, _) = f.synth.sample(10, 0.5, true, 40);
+    let run = run_detectron(&base, &Images::Tensor(&f.p), &[&q], &[3], &cfg, true)
+        .unwrap()
+        .remove(0);
+    assert_eq!(run.lambdas.len(), run.rounds());
+    let mut steps = 0;
+    for (m, &l) in run.lambdas.iter().enumerate() {
+        let count = run.remaining[m];
+        let s = 200 / (40 - count);
+        assert!(
+            (l - 1.0 / (s as f64 * count as f64 + 1.0)).abs() < 1e-9,
+            "CDC {m}: λ {l}, count {count}"
+        );
+        steps += cfg.epochs * s;
+    }
+    assert_eq!(run.steps, steps);
+    // With no CDC the entropy is f's own.
+    let f_only = DetectronConfig {
+        ensemble: 1,
+        epochs: 1,
+        lr: 1e-9,
+        ..cfg.clone()
+    };
+    let r1 = run_detectron(&base, &Images::Tensor(&f.p), &[&q], &[3], &f_only, true)
+        .unwrap()
+        .remove(0);
+    let fp = softmax_rows(&base, &q, 10, 1).unwrap();
+    let h_f = averaged_softmax_entropy(&fp, 1, 10, CLASSES).unwrap();
+    for (a, b) in r1.entropies.iter().zip(&h_f) {
+        assert!(
+            (a - b).abs() < 1e-3,
+            "a CDC that barely moved averages to f's entropy: {a} vs {b}"
+        );
+    }
+}
+
+/// The official analysis's cut: the largest c with `#{null < c}/n ≤ α`.
+#[test]
+fn lower_tail_cut_allows_alpha_of_the_null_below() {
+    let null: Vec<f64> = (0..20).map(|i| i as f64).collect();
+    assert_eq!(lower_tail_cut(&null, 0.05), 1.0, "one of 20 below");
+    assert_eq!(lower_tail_cut(&null, 0.1), 2.0);
+    assert_eq!(lower_tail_cut(&null[..10], 0.05), 0.0, "none of 10 below");
+    assert!(lower_tail_cut(&[], 0.05).is_infinite());
 }
 
 const CLASSES: usize = 4;
@@ -137,6 +260,7 @@ fn train_base(spec: &ArchSpec, x: &[f32], y: &[u32], steps: usize) -> Vec<f32> {
 
 fn small_cfg() -> DetectronConfig {
     DetectronConfig {
+        budget: Budget::Fast,
         ensemble: 3,
         epochs: 3,
         lr: 1e-3,
@@ -181,7 +305,7 @@ fn base_model_learns_the_synthetic_task() {
         spec: &f.spec,
         weights: &f.w,
     };
-    let pred = predict(&base, &x, 200, 1).unwrap();
+    let pred = predict(&base, &Images::Tensor(&x), 200, 1).unwrap();
     let acc = pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / 200.0;
     assert!(acc > 0.9, "base accuracy {acc}");
 }
@@ -197,8 +321,18 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("base.safetensors");
     let n_query = 10;
-    let (bank, computed) =
-        NullBank::load_or_compute(&model_path, &base, &f.p, &f.pool, n_query, 12, 0, &cfg, true).unwrap();
+    let (bank, computed) = NullBank::load_or_compute(
+        &model_path,
+        &base,
+        &Images::Tensor(&f.p),
+        &f.pool,
+        n_query,
+        12,
+        0,
+        &cfg,
+        true,
+    )
+    .unwrap();
     assert!(computed);
     assert_eq!(bank.runs.len(), 12);
     assert!(bank
@@ -206,8 +340,18 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
         .iter()
         .all(|r| r.entropies.len() == n_query && r.remaining[0] == n_query));
     // Reused on the second call, identical.
-    let (again, computed) =
-        NullBank::load_or_compute(&model_path, &base, &f.p, &f.pool, n_query, 12, 0, &cfg, true).unwrap();
+    let (again, computed) = NullBank::load_or_compute(
+        &model_path,
+        &base,
+        &Images::Tensor(&f.p),
+        &f.pool,
+        n_query,
+        12,
+        0,
+        &cfg,
+        true,
+    )
+    .unwrap();
     assert!(!computed);
     assert_eq!(again.base_model, bank.base_model);
     for (a, b) in again.runs.iter().zip(&bank.runs) {
@@ -223,7 +367,7 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
 
     let (q_shift, _) = f.synth.sample(n_query, 0.5, true, 40);
     let (q_null, _) = f.synth.sample(n_query, 0.5, false, 41);
-    let runs = run_detectron(&base, &f.p, &[&q_shift, &q_null], &[7, 8], &cfg, true).unwrap();
+    let runs = run_detectron(&base, &Images::Tensor(&f.p), &[&q_shift, &q_null], &[7, 8], &cfg, true).unwrap();
     let [dis_s, ent_s] = decide(&runs[0], &bank, 0.05).unwrap();
     let [dis_n, ent_n] = decide(&runs[1], &bank, 0.05).unwrap();
     eprintln!("null counts {:?}", bank.rejected());
@@ -235,14 +379,14 @@ fn detectron_flags_shifted_queries_and_not_in_distribution_ones() {
     assert!(!dis_n.shift, "an in-distribution Q is not flagged by disagreement");
     assert!(ent_s.statistic > ent_n.statistic);
     // The one-call test gives the same verdicts, with its wall time, and refuses a foreign bank.
-    let [d1, e1] = detectron_test(&base, &f.p, &q_shift, 7, &bank, &cfg, true).unwrap();
+    let [d1, e1] = detectron_test(&base, &Images::Tensor(&f.p), &q_shift, 7, &bank, &cfg, true).unwrap();
     assert_eq!((d1.statistic, e1.statistic), (dis_s.statistic, ent_s.statistic));
     assert!(d1.extra["wall_s"].as_f64().unwrap() > 0.0);
     let other = DetectronConfig {
         epochs: 1,
         ..cfg.clone()
     };
-    assert!(detectron_test(&base, &f.p, &q_shift, 7, &bank, &other, true).is_err());
+    assert!(detectron_test(&base, &Images::Tensor(&f.p), &q_shift, 7, &bank, &other, true).is_err());
     let json = d1.to_json();
     assert_eq!(json["method"], "detectron-disagreement");
     assert!(json["remaining"].is_array() && json["shift"].is_boolean());
@@ -258,14 +402,14 @@ fn runs_trained_together_equal_runs_trained_alone() {
     let cfg = small_cfg();
     let (q1, _) = f.synth.sample(10, 0.5, true, 50);
     let (q2, _) = f.synth.sample(20, 0.5, false, 51);
-    let together = run_detectron(&base, &f.p, &[&q1, &q2], &[1, 2], &cfg, true).unwrap();
-    let alone = run_detectron(&base, &f.p, &[&q2], &[2], &cfg, true).unwrap();
+    let together = run_detectron(&base, &Images::Tensor(&f.p), &[&q1, &q2], &[1, 2], &cfg, true).unwrap();
+    let alone = run_detectron(&base, &Images::Tensor(&f.p), &[&q2], &[2], &cfg, true).unwrap();
     assert_eq!(together[1].remaining, alone[0].remaining);
     for (a, b) in together[1].entropies.iter().zip(&alone[0].entropies) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
     // Same seed, same result.
-    let again = run_detectron(&base, &f.p, &[&q1, &q2], &[1, 2], &cfg, true).unwrap();
+    let again = run_detectron(&base, &Images::Tensor(&f.p), &[&q1, &q2], &[1, 2], &cfg, true).unwrap();
     assert_eq!(again, together);
 }
 
@@ -289,7 +433,7 @@ fn cnn3_detectron_smoke() {
         spec: &spec,
         weights: &w,
     };
-    let runs = run_detectron(&base, &p, &[&q], &[0], &cfg, true).unwrap();
+    let runs = run_detectron(&base, &Images::Tensor(&p), &[&q], &[0], &cfg, true).unwrap();
     assert_eq!(runs[0].n_query, 5);
     assert!(runs[0].rounds() >= 1 && runs[0].rounds() <= 2);
     assert!(runs[0]
@@ -307,22 +451,22 @@ fn bad_inputs_are_errors() {
     };
     let cfg = small_cfg();
     assert!(matches!(
-        run_detectron(&base, &f.p[..5], &[], &[], &cfg, true),
+        run_detectron(&base, &Images::Tensor(&f.p[..5]), &[], &[], &cfg, true),
         Err(ShiftError::Shape(_))
     ));
     let (q, _) = f.synth.sample(3, 0.5, false, 1);
-    assert!(run_detectron(&base, &f.p, &[&q], &[], &cfg, true).is_err());
+    assert!(run_detectron(&base, &Images::Tensor(&f.p), &[&q], &[], &cfg, true).is_err());
     let mut bad = q.clone();
     bad[0] = f32::NAN;
     assert!(matches!(
-        run_detectron(&base, &f.p, &[&bad], &[0], &cfg, true),
+        run_detectron(&base, &Images::Tensor(&f.p), &[&bad], &[0], &cfg, true),
         Err(ShiftError::NonFinite(_))
     ));
     let zero = DetectronConfig {
         ensemble: 0,
         ..small_cfg()
     };
-    assert!(run_detectron(&base, &f.p, &[&q], &[0], &zero, true).is_err());
+    assert!(run_detectron(&base, &Images::Tensor(&f.p), &[&q], &[0], &zero, true).is_err());
 }
 
 /// Timing of one CDC epoch on CNN3 (run with `--ignored --nocapture`): 1 run alone vs 4 together.
@@ -352,11 +496,52 @@ fn cnn3_cdc_epoch_timing() {
         let qs: Vec<&[f32]> = vec![&q; k];
         let seeds: Vec<u64> = (0..k as u64).collect();
         let t = std::time::Instant::now();
-        run_detectron(&base, &p, &qs, &seeds, &cfg, true).unwrap();
+        run_detectron(&base, &Images::Tensor(&p), &qs, &seeds, &cfg, true).unwrap();
         let s = t.elapsed().as_secs_f64();
         eprintln!(
             "K={k}: one CDC epoch over 500 P + 20 Q images: {s:.2} s total, {:.2} s per run",
             s / k as f64
         );
     }
+}
+
+/// A bank is saved after every population of runs; asking for more runs completes the saved
+/// bank, and the result equals a bank computed in one go.
+#[test]
+fn null_banks_resume_where_they_stopped() {
+    let f = fixture();
+    let base = BaseModel {
+        spec: &f.spec,
+        weights: &f.w,
+    };
+    let cfg = DetectronConfig {
+        ensemble: 2,
+        epochs: 1,
+        max_parallel: 2,
+        ..small_cfg()
+    };
+    let p = Images::Tensor(&f.p);
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("f");
+    let (four, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 4, 9, &cfg, true).unwrap();
+    assert!(computed);
+    assert_eq!(four.runs.len(), 4);
+    let (six, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 6, 9, &cfg, true).unwrap();
+    assert!(computed);
+    let whole = NullBank::compute(&base, &p, &f.pool, 5, 6, 9, &cfg, true).unwrap();
+    assert_eq!(whole.runs.len(), 6);
+    let same = |a: &DetectronRun, b: &DetectronRun| {
+        (a.seed, &a.remaining, a.steps) == (b.seed, &b.remaining, b.steps)
+            && a.entropies.iter().zip(&b.entropies).all(|(x, y)| (x - y).abs() < 1e-12)
+    };
+    assert!(
+        four.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)),
+        "the saved runs are kept"
+    );
+    assert!(
+        whole.runs.iter().zip(&six.runs).all(|(a, b)| same(a, b)),
+        "resumed = in one go"
+    );
+    let (_, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 5, 9, &cfg, true).unwrap();
+    assert!(!computed, "a bank with enough runs is read");
 }
