@@ -6,6 +6,7 @@ pub mod demo;
 pub mod detect;
 pub mod experiment;
 pub mod flow;
+pub mod slurm;
 pub mod tune;
 pub mod zoo;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
+    /// Run a sharded zoo or grid on a Slurm cluster: a job array plus the dependent merge job.
+    Slurm(slurm::SlurmArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
 }
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tune(a) => tune::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Slurm(a) => slurm::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }
