@@ -22,7 +22,7 @@ pub struct ExperimentArgs {
 #[derive(Subcommand, Debug)]
 pub enum ExperimentCommand {
     /// The shift-detection grid (paper Table 3); rerun the same command to resume.
-    Shift(ShiftArgs),
+    Shift(Box<ShiftArgs>),
     /// Write results.json, results.md and the plots of a grid folder from its cells: merges the
     /// shards of `experiment shift --shard I/N` and names those missing or incomplete.
     Report(ReportArgs),
@@ -83,7 +83,7 @@ pub struct ShiftArgs {
 /// Runs an experiment subcommand.
 pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
     match a.command {
-        ExperimentCommand::Shift(s) => run_shift(s),
+        ExperimentCommand::Shift(s) => run_shift(*s),
         ExperimentCommand::Report(r) => run_report(r),
     }
 }

@@ -247,7 +247,7 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
             let s: ShiftArgs = match parse_command(&["experiment", "shift"], &j.args)? {
                 super::Command::Experiment(super::experiment::ExperimentArgs {
                     command: super::experiment::ExperimentCommand::Shift(s),
-                }) => s,
+                }) => *s,
                 _ => bail!("the arguments after -- are not an `experiment shift` command line"),
             };
             if s.shard.is_some() || s.opts.threads.is_some() {
