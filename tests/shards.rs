@@ -76,6 +76,8 @@ fn a_zoo_trained_in_shards_merges_to_the_single_run() {
     let a3 = zoo::train(&config(3), &a, &mut |_| {}).unwrap();
     let b3 = zoo::train(&config(3), &b, &mut |_| {}).unwrap();
     assert_eq!(a3.manifest.history[3].models, b3.manifest.history[3].models);
+    let e = zoo::merge(&b, None).unwrap_err().to_string();
+    assert!(e.contains("not overwriting"), "{e}");
 
     // a missing shard is named; a shard that owns no model is an error; settings must match
     let c = tmp.path().join("c");

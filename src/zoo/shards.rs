@@ -163,6 +163,19 @@ pub fn merge(dir: &Path, expect_epochs: Option<usize>) -> Result<MergeSummary, Z
     if !problems.is_empty() {
         return Err(not_ready(dir, &problems));
     }
+    let existing = dir.join(store::MANIFEST_FILE);
+    if existing.exists() {
+        let m = Manifest::read(&existing)?;
+        if m.epochs > epochs {
+            return Err(ZooError::format(
+                &existing,
+                format!(
+                    "the merged zoo here was trained on to {} epochs, past the shards' {epochs}: not overwriting it",
+                    m.epochs
+                ),
+            ));
+        }
+    }
     write_merged(dir, &zoos, total, epochs)?;
     Ok(MergeSummary {
         shards: n,
