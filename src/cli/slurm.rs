@@ -253,6 +253,12 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
             if s.shard.is_some() || s.opts.threads.is_some() {
                 bail!("leave --shard and --threads out of the experiment shift arguments: each array task sets them");
             }
+            if !s.opts.quiet && s.methods.iter().any(|m| m.contains("detectron")) {
+                eprintln!(
+                    "note: every shard builds the Detectron/Meta-Detectron banks it finds missing in the meta-model's \
+                     shift-cache; build them once before submitting (`weightflow detect` per |Q|, docs/slurm.md)"
+                );
+            }
             (vec!["experiment", "shift"], s.out, Vec::new())
         }
     };
