@@ -236,7 +236,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         None => (zoo::train(&cfg, &a.out, &mut on_event)?, None),
         Some(shard) => {
             if shard.indices(cfg.models).is_empty() {
-                eprintln!("shard {shard} owns none of the {} models: nothing to do", cfg.models);
+                if !quiet {
+                    eprintln!("shard {shard} owns none of the {} models: nothing to do", cfg.models);
+                }
                 return Ok(());
             }
             let lock = DirLock::acquire_named(&a.out, &shard.lock_name())
