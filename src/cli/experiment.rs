@@ -2,7 +2,6 @@
 //! shifts), resumable and splittable into shards, with JSON, markdown and plot reports.
 
 use super::detect::TestOptions;
-use crate::fsio::DirLock;
 use crate::shard::Shard;
 use crate::shift::experiment::{run_grid, summarize_cells, write_reports, Cell, GridConfig};
 use crate::shift::grid_shards::{collect, write_spec, GridSpec};
@@ -89,7 +88,9 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
 }
 
 fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
-    let _lock = crate::fsio::lock_output(&a.out, None)?;
+    // a shard locks only its own files (`.lock.shard-I-of-N`), the whole run the folder
+    let _lock = crate::fsio::lock_output(&a.out, a.shard.map(|s| (s.index, s.count)))
+        .with_context(|| format!("--out {}", a.out.display()))?;
     let methods = a
         .methods
         .iter()
@@ -107,12 +108,6 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         shard: a.shard,
     };
     let t0 = std::time::Instant::now();
-    let _lock = match a.shard {
-        Some(s) => {
-            Some(DirLock::acquire_named(&a.out, &s.lock_name()).with_context(|| format!("--out {}", a.out.display()))?)
-        }
-        None => None,
-    };
     let setup = a.opts.setup(&a.source)?;
     let header = serde_json::json!({
         "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds,
@@ -215,7 +210,7 @@ fn run_report(a: ReportArgs) -> anyhow::Result<()> {
             None => eprintln!("grid complete: {} cells", c.total),
         }
     }
-    let _lock = DirLock::acquire(&a.dir).with_context(|| format!("{}", a.dir.display()))?;
+    let _lock = crate::fsio::lock_output(&a.dir, None).with_context(|| format!("{}", a.dir.display()))?;
     write_all(&a.dir, &c.cells, c.spec.header.clone(), 0, t0, a.json, a.quiet)
 }
 

@@ -1,7 +1,6 @@
 //! `weightflow zoo train|merge|info|eval|export`: model zoos on the command line.
 
 use crate::engine::OptimConfig;
-use crate::fsio::DirLock;
 use crate::shard::Shard;
 use crate::zoo::manifest::{mean, std_dev};
 use crate::zoo::{self, TrainConfig, TrainEvent, Zoo};
@@ -156,7 +155,9 @@ fn default_threads(t: Option<usize>) -> usize {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    let _lock = crate::fsio::lock_output(&a.out, None)?;
+    // a shard locks only its own part (`.lock.shard-I-of-N`), the whole run the folder
+    let _lock = crate::fsio::lock_output(&a.out, a.shard.map(|s| (s.index, s.count)))
+        .with_context(|| format!("--out {}", a.out.display()))?;
     let cfg = TrainConfig {
         train_spec: a.data,
         test_spec: a.test,
@@ -232,8 +233,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let (z, _lock) = match a.shard {
-        None => (zoo::train(&cfg, &a.out, &mut on_event)?, None),
+    let z = match a.shard {
+        None => zoo::train(&cfg, &a.out, &mut on_event)?,
         Some(shard) => {
             if shard.indices(cfg.models).is_empty() {
                 if !quiet {
@@ -241,9 +242,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let lock = DirLock::acquire_named(&a.out, &shard.lock_name())
-                .with_context(|| format!("--out {}", a.out.display()))?;
-            (zoo::train_shard(&cfg, shard, &a.out, &mut on_event)?, Some(lock))
+            zoo::train_shard(&cfg, shard, &a.out, &mut on_event)?
         }
     };
     if let Some(pb) = bar {
