@@ -13,6 +13,7 @@ pub mod fsio;
 pub mod limits;
 pub mod nets;
 pub mod report;
+pub mod shard;
 pub mod shift;
 pub mod tune;
 pub mod zoo;

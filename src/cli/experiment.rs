@@ -1,8 +1,10 @@
-//! `weightflow experiment shift`: the shift-detection grid (methods × |Q| × seeds × shifts),
-//! resumable, with JSON, markdown and plot reports.
+//! `weightflow experiment shift|report`: the shift-detection grid (methods × |Q| × seeds ×
+//! shifts), resumable and splittable into shards, with JSON, markdown and plot reports.
 
 use super::detect::TestOptions;
-use crate::shift::experiment::{run_grid, summarize_cells, write_reports, GridConfig};
+use crate::shard::Shard;
+use crate::shift::experiment::{run_grid, summarize_cells, write_reports, Cell, GridConfig};
+use crate::shift::grid_shards::{collect, write_spec, GridSpec};
 use crate::shift::Method;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -19,7 +21,27 @@ pub struct ExperimentArgs {
 #[derive(Subcommand, Debug)]
 pub enum ExperimentCommand {
     /// The shift-detection grid (paper Table 3); rerun the same command to resume.
-    Shift(ShiftArgs),
+    Shift(Box<ShiftArgs>),
+    /// Write results.json, results.md and the plots of a grid folder from its cells: merges the
+    /// shards of `experiment shift --shard I/N` and names those missing or incomplete.
+    Report(ReportArgs),
+}
+
+/// Arguments of `experiment report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The grid folder (`--out` of `experiment shift`).
+    pub dir: PathBuf,
+    /// Write the reports from the cells there are even when shards are missing or incomplete
+    /// (default: an error naming them).
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Print results.json to stdout as well.
+    #[arg(long)]
+    pub json: bool,
+    /// No summary on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Arguments of `experiment shift`.
@@ -54,17 +76,25 @@ pub struct ShiftArgs {
     /// Print results.json to stdout as well.
     #[arg(long)]
     pub json: bool,
+    /// Compute only shard I of N (0-based): the cells at positions I, I+N, I+2N, ... of the
+    /// grid's work list, into OUT/cells.shard-I-of-N.jsonl (no reports); shards may run at the
+    /// same time into one folder, and `experiment report OUT` merges them.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
 }
 
 /// Runs an experiment subcommand.
 pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
     match a.command {
-        ExperimentCommand::Shift(s) => run_shift(s),
+        ExperimentCommand::Shift(s) => run_shift(*s),
+        ExperimentCommand::Report(r) => run_report(r),
     }
 }
 
 fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
-    let _lock = crate::fsio::lock_output(&a.out, None)?;
+    // a shard locks only its own files (`.lock.shard-I-of-N`), the whole run the folder
+    let _lock = crate::fsio::lock_output(&a.out, a.shard.map(|s| (s.index, s.count)))
+        .with_context(|| format!("--out {}", a.out.display()))?;
     let methods = a
         .methods
         .iter()
@@ -80,35 +110,113 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         shifted: shifted.clone(),
         alpha: a.opts.alpha,
         quiet: a.opts.quiet,
+        shard: a.shard,
     };
     let t0 = std::time::Instant::now();
     let setup = a.opts.setup(&a.source)?;
-    let (cells, computed) = run_grid(&setup, &cfg, &a.out).with_context(|| format!("grid into {}", a.out.display()))?;
-    let rows = summarize_cells(&cells, cfg.alpha)?;
     let header = serde_json::json!({
         "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds, "null_queries": a.null_queries.max(a.seeds),
         "methods": a.methods, "alpha": cfg.alpha, "setup": setup.key,
         "n_reference": a.opts.n_reference, "null_runs": a.opts.null_runs,
-        "cells": cells.len(), "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64(),
     });
-    write_reports(&a.out, &rows, header.clone())?;
-    let fig2 = crate::shift::figure2::figure2_curves(&cells)?;
-    crate::shift::figure2::write_figure2(&a.out, &fig2)?;
-    if a.json {
+    let mut queries = vec!["null".to_string()];
+    queries.extend(shifted);
+    let spec = GridSpec {
+        setup: setup.key.clone(),
+        methods: cfg.methods.iter().map(|m| m.name().to_string()).collect(),
+        sizes: a.sizes.clone(),
+        seeds: a.seeds,
+        queries,
+        alpha: cfg.alpha,
+        header: header.clone(),
+        shard: a.shard,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+    write_spec(&a.out, &spec)?;
+    let (cells, computed) = run_grid(&setup, &cfg, &a.out).with_context(|| format!("grid into {}", a.out.display()))?;
+    if let Some(s) = a.shard {
+        let owned = crate::shift::grid_shards::work_list(&spec)
+            .len()
+            .saturating_sub(s.index)
+            .div_ceil(s.count);
+        if a.json {
+            let doc = serde_json::json!({"shard": s.to_string(), "cells": cells.len(), "cells_of_shard": owned,
+                "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64()});
+            println!("{}", serde_json::to_string(&doc)?);
+        }
+        if !a.opts.quiet {
+            eprintln!(
+                "shard {s}: {} of its {owned} cells ({computed} computed now) in {:.1}s; once every shard is done: weightflow experiment report {}",
+                cells.len(),
+                t0.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+        }
+        return Ok(());
+    }
+    write_all(&a.out, &cells, header, computed, t0, a.json, a.opts.quiet)
+}
+
+/// Summarizes `cells` and writes results.json (`header` plus the counts and wall time),
+/// results.md, the AUROC plot and Figure 2; prints the table (or the JSON) to stdout.
+fn write_all(
+    out: &std::path::Path,
+    cells: &[Cell],
+    mut header: serde_json::Value,
+    computed: usize,
+    t0: std::time::Instant,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let alpha = header["alpha"].as_f64().unwrap_or(0.05);
+    let rows = summarize_cells(cells, alpha)?;
+    header["cells"] = cells.len().into();
+    header["computed_now"] = computed.into();
+    header["wall_s"] = t0.elapsed().as_secs_f64().into();
+    write_reports(out, &rows, header.clone())?;
+    let fig2 = crate::shift::figure2::figure2_curves(cells)?;
+    crate::shift::figure2::write_figure2(out, &fig2)?;
+    if json {
         let mut doc = header;
         doc["rows"] = serde_json::to_value(&rows)?;
         println!("{}", serde_json::to_string(&doc)?);
     } else {
         print!("{}", crate::shift::experiment::markdown(&rows)?);
+    }
+    if !quiet {
         eprintln!(
             "{} cells ({} computed now) in {:.1}s; reports in {}",
             cells.len(),
             computed,
             t0.elapsed().as_secs_f64(),
-            a.out.display()
+            out.display()
         );
     }
     Ok(())
+}
+
+fn run_report(a: ReportArgs) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
+    let c = collect(&a.dir)?;
+    if !c.problems.is_empty() {
+        let list = c.problems.join("\n  ");
+        if !a.allow_partial {
+            anyhow::bail!(
+                "{}: {} of {} cells done:\n  {list}\n(run or resume those shards with the same `experiment shift ... --shard I/N` command; --allow-partial reports what there is)",
+                a.dir.display(),
+                c.cells.len(),
+                c.total
+            );
+        }
+        eprintln!("warning: reporting {} of {} cells:\n  {list}", c.cells.len(), c.total);
+    } else if !a.quiet {
+        match c.shards {
+            Some(n) => eprintln!("{n} shards complete: {} cells", c.total),
+            None => eprintln!("grid complete: {} cells", c.total),
+        }
+    }
+    let _lock = crate::fsio::lock_output(&a.dir, None).with_context(|| format!("{}", a.dir.display()))?;
+    write_all(&a.dir, &c.cells, c.spec.header.clone(), 0, t0, a.json, a.quiet)
 }
 
 /// Splits a comma-separated list of dataset specs: a piece starts a new spec only when it begins

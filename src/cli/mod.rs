@@ -7,6 +7,7 @@ pub mod detect;
 pub mod detector;
 pub mod experiment;
 pub mod flow;
+pub mod slurm;
 pub mod tune;
 pub mod zoo;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Detector(detector::DetectorArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
+    /// Run a sharded zoo or grid on a Slurm cluster: a job array plus the dependent merge job.
+    Slurm(slurm::SlurmArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
 }
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Detect(a) => detect::run(a),
         Command::Detector(a) => detector::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Slurm(a) => slurm::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

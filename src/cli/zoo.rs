@@ -1,6 +1,7 @@
-//! `weightflow zoo train|info|eval|export`: model zoos on the command line.
+//! `weightflow zoo train|merge|info|eval|export`: model zoos on the command line.
 
 use crate::engine::OptimConfig;
+use crate::shard::Shard;
 use crate::zoo::manifest::{mean, std_dev};
 use crate::zoo::{self, TrainConfig, TrainEvent, Zoo};
 use anyhow::Context;
@@ -20,6 +21,8 @@ pub struct ZooArgs {
 pub enum ZooCommand {
     /// Train K models together, keeping every epoch; rerun the same command to resume.
     Train(TrainArgs),
+    /// Join the shards of `zoo train --shard I/N --out DIR` into the whole zoo in DIR.
+    Merge(MergeArgs),
     /// Summary and per-model, per-epoch metrics of a zoo.
     Info(InfoArgs),
     /// Evaluate every model of a zoo on a dataset.
@@ -72,9 +75,28 @@ pub struct TrainArgs {
     /// Output directory (created; an existing zoo there is resumed).
     #[arg(long)]
     pub out: PathBuf,
+    /// Train only shard I of N (0-based): models m with m mod N = I, with the whole run's seeds,
+    /// as the zoo OUT/shard-I-of-N; shards may run at the same time on a shared filesystem, and
+    /// `zoo merge OUT` joins them into the whole zoo.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
     /// No progress bar or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Arguments of `zoo merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The folder the shards were trained into (`--out` of `zoo train --shard I/N`).
+    pub dir: PathBuf,
+    /// Require this many epochs in every shard (the training command's `--epochs`); default:
+    /// every shard at the same epoch.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `zoo info`.
@@ -126,6 +148,7 @@ pub struct ExportArgs {
 pub fn run(args: ZooArgs) -> anyhow::Result<()> {
     match args.command {
         ZooCommand::Train(a) => train(a),
+        ZooCommand::Merge(a) => merge(a),
         ZooCommand::Info(a) => info(a),
         ZooCommand::Eval(a) => eval(a),
         ZooCommand::Export(a) => export(a),
@@ -138,7 +161,9 @@ fn default_threads(t: Option<usize>) -> usize {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    let _lock = crate::fsio::lock_output(&a.out, None)?;
+    // a shard locks only its own part (`.lock.shard-I-of-N`), the whole run the folder
+    let _lock = crate::fsio::lock_output(&a.out, a.shard.map(|s| (s.index, s.count)))
+        .with_context(|| format!("--out {}", a.out.display()))?;
     let cfg = TrainConfig {
         train_spec: a.data,
         test_spec: a.test,
@@ -214,7 +239,18 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let z = zoo::train(&cfg, &a.out, &mut on_event)?;
+    let z = match a.shard {
+        None => zoo::train(&cfg, &a.out, &mut on_event)?,
+        Some(shard) => {
+            if shard.indices(cfg.models).is_empty() {
+                if !quiet {
+                    eprintln!("shard {shard} owns none of the {} models: nothing to do", cfg.models);
+                }
+                return Ok(());
+            }
+            zoo::train_shard(&cfg, shard, &a.out, &mut on_event)?
+        }
+    };
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -222,16 +258,43 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         let last = &z.manifest.history[z.manifest.epochs];
         eprintln!(
             "{}: {} models, {} epochs, mean test acc {:.2}%",
-            a.out.display(),
+            z.dir.display(),
             z.manifest.models,
             z.manifest.epochs,
             100.0 * last.mean_test_acc()
+        );
+        if let Some(p) = &z.manifest.shard {
+            eprintln!(
+                "shard {} done (models {:?}); once every shard is done: weightflow zoo merge {}",
+                p.shard,
+                p.model_indices,
+                a.out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> anyhow::Result<()> {
+    let s = zoo::merge(&a.dir, a.epochs)?;
+    if a.json {
+        let doc = serde_json::json!({"path": a.dir.display().to_string(), "shards": s.shards,
+            "shards_with_models": s.shards_with_models, "models": s.models, "epochs": s.epochs});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "{}: merged {} shards into {} models × {} epochs",
+            a.dir.display(),
+            s.shards_with_models,
+            s.models,
+            s.epochs
         );
     }
     Ok(())
 }
 
-/// Summary statistics of the zoo's last epoch (accuracies as fractions).
+/// Summary statistics of the zoo's last epoch (accuracies as fractions; timings under keys
+/// naming seconds, so a tool can compare two zoos without them).
 pub fn summary(z: &Zoo) -> serde_json::Value {
     let m = &z.manifest;
     let last = &m.history[m.epochs];
@@ -248,7 +311,7 @@ pub fn summary(z: &Zoo) -> serde_json::Value {
     let eval_s: f64 = m.history.iter().map(|r| r.eval_s).sum();
     let imgs = (m.data.train_images * m.models * trained.len()) as f64;
     serde_json::json!({
-        "dir": z.dir.display().to_string(),
+        "path": z.dir.display().to_string(),
         "arch": m.arch.name,
         "dim": m.dim,
         "models": m.models,
@@ -269,9 +332,9 @@ pub fn summary(z: &Zoo) -> serde_json::Value {
         "top5_test_acc": top5,
         "mean_val_acc": last.models.iter().map(|x| x.val_acc).collect::<Option<Vec<f64>>>().map(|v| mean(v.into_iter())),
         "mean_train_acc": mean(last.models.iter().map(|x| x.train_acc)),
-        "train_s": train_s,
-        "eval_s": eval_s,
-        "train_img_per_s": if train_s > 0.0 { imgs / train_s } else { 0.0 },
+        "train_seconds": train_s,
+        "eval_seconds": eval_s,
+        "train_img_per_second": if train_s > 0.0 { imgs / train_s } else { 0.0 },
     })
 }
 
@@ -286,8 +349,8 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
             .map(|r| {
                 let accs: Vec<f64> = r.models.iter().map(|x| x.test_acc).collect();
                 serde_json::json!({"epoch": r.epoch, "mean_test_acc": mean(accs.iter().copied()),
-                    "std_test_acc": std_dev(&accs), "train_s": r.train_s, "eval_s": r.eval_s,
-                    "train_img_per_s": r.train_img_per_s})
+                    "std_test_acc": std_dev(&accs), "train_seconds": r.train_s, "eval_seconds": r.eval_s,
+                    "train_img_per_second": r.train_img_per_s})
             })
             .collect();
         let per_model: Vec<serde_json::Value> = (0..m.models)
@@ -322,8 +385,8 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
     );
     println!(
         "training: {:.0} s, {:.0} img/s over all models",
-        s["train_s"].as_f64().unwrap_or(0.0),
-        s["train_img_per_s"].as_f64().unwrap_or(0.0)
+        s["train_seconds"].as_f64().unwrap_or(0.0),
+        s["train_img_per_second"].as_f64().unwrap_or(0.0)
     );
     println!("epoch  mean test acc  mean train acc");
     for r in &m.history {

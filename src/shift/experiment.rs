@@ -33,6 +33,9 @@ pub struct GridConfig {
     pub shifted: Vec<String>,
     pub alpha: f64,
     pub quiet: bool,
+    /// Compute only this shard's cells (positions ≡ I mod N of [`super::grid_shards::work_list`]),
+    /// into `cells.shard-I-of-N.jsonl`.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// One finished test of the grid.
@@ -121,8 +124,9 @@ fn io(path: &Path, e: std::io::Error) -> ShiftError {
     })
 }
 
-/// Runs the missing cells of the grid (appending each to `<out>/cells.jsonl`) and returns all
-/// cells of this setup, plus how many were computed now.
+/// Runs the missing cells of the grid (appending each to `<out>/cells.jsonl`, or to the shard's
+/// `cells.shard-I-of-N.jsonl`) and returns all cells of this setup in that file, plus how many
+/// were computed now.
 pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell>, usize), ShiftError> {
     if cfg.methods.is_empty() || cfg.sizes.is_empty() || cfg.seeds == 0 {
         return Err(ShiftError::Invalid(
@@ -130,7 +134,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
         ));
     }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    let path = out.join("cells.jsonl");
+    let path = out.join(super::grid_shards::cells_file(cfg.shard));
     // a torn last line of a killed run is cut, so that the next cell starts on a line of its own
     crate::fsio::repair_log_tail(&path, |l| serde_json::from_str::<Cell>(l).is_ok()).map_err(|e| io(&path, e))?;
     let mut cells: Vec<Cell> = read_cells(&path)?
@@ -144,6 +148,9 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     }
     let null_seeds = cfg.null_seeds.max(cfg.seeds);
     let total = cfg.methods.len() * cfg.sizes.len() * (null_seeds + cfg.seeds * shifted.len() as u64) as usize;
+    let mine = |i: usize| cfg.shard.is_none_or(|s| s.owns(i));
+    let total = (0..total).filter(|&i| mine(i)).count();
+    let mut position = 0; // in the work list (the loops below)
     let bar = crate::report::progress_bar(total as u64, "grid", cfg.quiet);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -160,6 +167,10 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
         for &size in &cfg.sizes {
             for seed in 0..null_seeds {
                 for &(name, ds) in queries.iter().filter(|(n, _)| seed < cfg.seeds || *n == "null") {
+                    position += 1;
+                    if !mine(position - 1) {
+                        continue;
+                    }
                     bar.inc(1);
                     let key = (method.name().to_string(), size, seed, name.to_string());
                     if done.contains(&key) {

@@ -7,6 +7,7 @@ pub mod detector;
 pub mod detectron;
 pub mod experiment;
 pub mod figure2;
+pub mod grid_shards;
 pub mod meta_detectron;
 pub mod pipeline;
 pub mod result;

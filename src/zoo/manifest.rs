@@ -120,6 +120,10 @@ pub struct Manifest {
     pub weights_tensor: String,
     /// `history[e]` = metrics after epoch e, for e in 0..=epochs.
     pub history: Vec<EpochRecord>,
+    /// Set in the zoo of one shard of a sharded run (`zoo train --shard I/N`): which models of
+    /// the whole run it holds; absent in a whole (or merged) zoo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shards::ShardPart>,
 }
 
 impl Manifest {
@@ -169,6 +173,17 @@ impl Manifest {
                 self.epochs + 1,
                 self.epochs
             ));
+        }
+        if let Some(p) = &self.shard {
+            if p.model_indices != p.shard.indices(p.total_models) || p.model_indices.len() != self.models {
+                return bad(format!(
+                    "shard {} of {} models lists models {:?}, expected {:?}",
+                    p.shard,
+                    p.total_models,
+                    p.model_indices,
+                    p.shard.indices(p.total_models)
+                ));
+            }
         }
         for (e, r) in self.history.iter().enumerate() {
             if r.epoch != e || r.models.len() != self.models {

@@ -6,18 +6,21 @@
 //! Files: [`manifest`] (the JSON manifest, metrics, configuration identity), [`store`] (atomic
 //! writes, checkpoint and optimizer-state files, [`Zoo::open`]), [`train`] (the training loop and
 //! resume), [`eval`] (population evaluation on a dataset in chunks), [`export`] (one model as a
-//! PyTorch state_dict plus the matching `nn.Sequential` snippet).
+//! PyTorch state_dict plus the matching `nn.Sequential` snippet), [`shards`] (a zoo trained as
+//! `--shard I/N` parts in `shard-I-of-N` folders, and their merge into the whole zoo).
 
 pub mod eval;
 pub mod export;
 pub mod manifest;
+pub mod shards;
 pub mod store;
 pub mod train;
 
 pub use eval::{evaluate, EvalResult};
 pub use manifest::{EpochRecord, Manifest, ModelMetrics, FORMAT_NAME, FORMAT_VERSION};
+pub use shards::{merge, ShardPart};
 pub use store::Zoo;
-pub use train::{train, TrainConfig, TrainEvent};
+pub use train::{train, train_shard, TrainConfig, TrainEvent};
 
 use std::path::PathBuf;
 

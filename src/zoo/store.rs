@@ -112,7 +112,14 @@ impl Zoo {
                 "not a directory (expected a zoo written by `zoo train`)",
             ));
         }
-        let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
+        let path = dir.join(MANIFEST_FILE);
+        if !path.exists() && super::shards::find_shards(&dir).is_ok_and(|s| !s.is_empty()) {
+            return Err(ZooError::format(
+                &dir,
+                "a zoo trained in shards (shard-I-of-N folders) and not merged yet: run `weightflow zoo merge DIR` once every shard has finished",
+            ));
+        }
+        let manifest = Manifest::read(&path)?;
         Ok(Zoo { dir, manifest })
     }
 

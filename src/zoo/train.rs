@@ -10,9 +10,15 @@
 //! continues; files of later, uncommitted epochs are overwritten. All randomness is a function
 //! of (model seed, epoch, step), so a resumed run writes the same bytes as an uninterrupted one
 //! with the same thread count.
+//!
+//! [`train_shard`] trains only the models of one shard (`--shard I/N`: models m ≡ I mod N, with
+//! the seeds `derive_seed(seed, "model", m)` of the whole run) into `<out>/shard-I-of-N`; the
+//! engine runs each model independently of the others in its population, so a shard's models
+//! are bit-identical to the same models of the whole run ([`super::shards::merge`] joins them).
 
 use super::eval::{argmax, evaluate};
 use super::manifest::{identity_fields, DataInfo, EpochRecord, Manifest, ModelMetrics, FORMAT_NAME, FORMAT_VERSION};
+use super::shards::ShardPart;
 use super::store::{self, Zoo, MANIFEST_FILE};
 use super::ZooError;
 use crate::data::{Dataset, Normalization};
@@ -20,6 +26,7 @@ use crate::engine::rng::{derive_seed, stream};
 use crate::engine::{Input, Mode, Objective, OptimConfig, Optimizer, Population};
 use crate::nets::init::InitScheme;
 use crate::nets::{Activation, ArchSpec};
+use crate::shard::Shard;
 use rand::seq::SliceRandom;
 use std::path::Path;
 use std::time::Instant;
@@ -176,15 +183,41 @@ pub fn train(
     on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send),
 ) -> Result<Zoo, ZooError> {
     check_config(cfg)?;
+    in_pool(cfg, |cfg| train_in_pool(cfg, None, out, on_event))?
+}
+
+/// Trains (or resumes) the models of `shard` of the zoo `cfg` describes, as the zoo
+/// `<dir>/shard-I-of-N` ([`super::shards::shard_dir`]), and returns it opened. A shard that owns
+/// none of the `cfg.models` models is an error (check [`crate::shard::Shard::indices`] first).
+pub fn train_shard(
+    cfg: &TrainConfig,
+    shard: Shard,
+    dir: &Path,
+    on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send),
+) -> Result<Zoo, ZooError> {
+    check_config(cfg)?;
+    let part = ShardPart::new(shard, cfg.models);
+    if part.model_indices.is_empty() {
+        return Err(ZooError::Invalid(format!(
+            "--shard {shard} owns none of the {} models (--models)",
+            cfg.models
+        )));
+    }
+    let out = super::shards::shard_dir(dir, shard);
+    in_pool(cfg, |cfg| train_in_pool(cfg, Some(part), &out, on_event))?
+}
+
+fn in_pool<T: Send>(cfg: &TrainConfig, f: impl FnOnce(&TrainConfig) -> T + Send) -> Result<T, ZooError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads.max(1))
         .build()
         .map_err(|e| ZooError::Invalid(format!("--threads {}: {e}", cfg.threads)))?;
-    pool.install(|| train_in_pool(cfg, out, on_event))
+    Ok(pool.install(|| f(cfg)))
 }
 
 fn train_in_pool(
     cfg: &TrainConfig,
+    part: Option<ShardPart>,
     out: &Path,
     on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send),
 ) -> Result<Zoo, ZooError> {
@@ -199,7 +232,12 @@ fn train_in_pool(
         ));
     }
     let layout = spec.layout();
-    let (k, d) = (cfg.models, layout.dim());
+    // the models of this run: all of them, or those of the shard
+    let model_ids: Vec<usize> = match &part {
+        Some(p) => p.model_indices.clone(),
+        None => (0..cfg.models).collect(),
+    };
+    let (k, d) = (model_ids.len(), layout.dim());
     // weights, gradients and two Adam moments of K models, before anything is allocated
     crate::limits::check_alloc(
         &format!("--models {k} of {} ({d} weights each)", spec.name),
@@ -218,6 +256,15 @@ fn train_in_pool(
     let (mut manifest, mut w, mut opt) = if manifest_path.exists() {
         let zoo = Zoo::open(out)?;
         let m = zoo.manifest.clone();
+        if m.shard != part {
+            let show = |p: &Option<ShardPart>| p.as_ref().map_or("none".to_string(), |p| p.shard.to_string());
+            return Err(ZooError::Mismatch {
+                path: manifest_path,
+                field: "shard".into(),
+                existing: show(&m.shard),
+                requested: show(&part),
+            });
+        }
         let want = identity_fields(
             &spec,
             k,
@@ -270,7 +317,10 @@ fn train_in_pool(
             }
         }
         std::fs::create_dir_all(out).map_err(|e| ZooError::io(out, e))?;
-        let model_seeds: Vec<u64> = (0..k).map(|m| derive_seed(cfg.seed, "model", m as u64)).collect();
+        let model_seeds: Vec<u64> = model_ids
+            .iter()
+            .map(|&m| derive_seed(cfg.seed, "model", m as u64))
+            .collect();
         let mut w = vec![0f32; k * d];
         for (m, wk) in w.chunks_mut(d).enumerate() {
             cfg.init.fill(&layout, wk, &mut stream(model_seeds[m], "init", 0));
@@ -306,6 +356,7 @@ fn train_in_pool(
             threads,
             weights_tensor: super::manifest::WEIGHTS_TENSOR.into(),
             history: vec![rec0],
+            shard: part.clone(),
         };
         write_manifest(out, &m)?;
         on_event(TrainEvent::Epoch(&m.history[0]));
@@ -417,7 +468,7 @@ fn train_in_pool(
     })
 }
 
-fn write_manifest(out: &Path, m: &Manifest) -> Result<(), ZooError> {
+pub(crate) fn write_manifest(out: &Path, m: &Manifest) -> Result<(), ZooError> {
     let path = out.join(MANIFEST_FILE);
     let text = serde_json::to_string_pretty(m).map_err(|e| ZooError::format(&path, e.to_string()))?;
     store::write_atomic(&path, text.as_bytes())
@@ -441,7 +492,7 @@ fn remove_file_if_exists(p: &Path) -> Result<(), ZooError> {
 
 /// Removes temp files, checkpoints of uncommitted epochs and optimizer states other than the
 /// one of the committed epoch `done`.
-fn remove_stale(out: &Path, done: usize) -> Result<(), ZooError> {
+pub(crate) fn remove_stale(out: &Path, done: usize) -> Result<(), ZooError> {
     let entries = std::fs::read_dir(out).map_err(|e| ZooError::io(out, e))?;
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
