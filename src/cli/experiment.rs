@@ -1,6 +1,7 @@
 //! `weightflow experiment shift`: the shift-detection grid (methods × |Q| × seeds × shifts),
 //! resumable, with JSON, markdown and plot reports.
 
+use super::choices::{name, MethodArg};
 use super::detect::TestOptions;
 use crate::shift::experiment::{run_grid, summarize_cells, write_reports, GridConfig};
 use crate::shift::Method;
@@ -38,16 +39,16 @@ pub struct ShiftArgs {
     /// Seeds per cell (0..SEEDS).
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
-    /// Methods, comma-separated: detectron, meta-detectron, bbsd, mmd, and `oracle` (f's error
-    /// rate on Q against the true labels: how harmful each shift is at each |Q|, not a detector).
-    #[arg(long, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
-    pub methods: Vec<String>,
+    /// Methods, comma-separated; `oracle` is f's error rate on Q against the true labels (how
+    /// harmful each shift is at each |Q|, not a detector).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
+    pub methods: Vec<MethodArg>,
     #[command(flatten)]
     pub opts: TestOptions,
     /// Output directory (cells.jsonl, results.json, results.md, auroc.png/svg; with --md-trace the Figure 2 plots figure2_auroc/figure2_cdc.png/svg and figure2.json).
     #[arg(long)]
     pub out: PathBuf,
-    /// Print results.json to stdout as well.
+    /// Print one JSON object (results.json) instead of the markdown table.
     #[arg(long)]
     pub json: bool,
 }
@@ -61,12 +62,7 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
 
 fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     let _lock = crate::fsio::lock_output(&a.out, None)?;
-    let methods = a
-        .methods
-        .iter()
-        .map(|m| m.parse::<Method>())
-        .collect::<Result<Vec<_>, _>>()
-        .context("--methods")?;
+    let methods: Vec<Method> = a.methods.iter().map(|&m| m.into()).collect();
     let shifted = split_specs(&a.shifted);
     let cfg = GridConfig {
         methods,
@@ -82,7 +78,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     let rows = summarize_cells(&cells, cfg.alpha)?;
     let header = serde_json::json!({
         "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds,
-        "methods": a.methods, "alpha": cfg.alpha, "setup": setup.key,
+        "methods": a.methods.iter().map(name).collect::<Vec<_>>(), "alpha": cfg.alpha, "setup": setup.key,
         "n_reference": a.opts.n_reference, "null_runs": a.opts.null_runs,
         "cells": cells.len(), "computed_now": computed, "wall_s": t0.elapsed().as_secs_f64(),
     });
@@ -95,13 +91,15 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&doc)?);
     } else {
         print!("{}", crate::shift::experiment::markdown(&rows)?);
-        eprintln!(
-            "{} cells ({} computed now) in {:.1}s; reports in {}",
-            cells.len(),
-            computed,
-            t0.elapsed().as_secs_f64(),
-            a.out.display()
-        );
+        if !a.opts.quiet {
+            eprintln!(
+                "{} cells ({} computed now) in {:.1}s; reports in {}",
+                cells.len(),
+                computed,
+                t0.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod bench;
+pub mod choices;
 pub mod data;
 pub mod demo;
 pub mod detect;
