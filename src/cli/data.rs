@@ -63,6 +63,7 @@ pub enum DataCommand {
     Download {
         /// mnist, fashion-mnist, cifar10, cifar100, stl10, cifar10.1, camelyon17
         name: Option<String>,
+        /// Folder the dataset's own folder is created in.
         #[arg(long, default_value = "data")]
         root: PathBuf,
         /// List the known datasets and their URLs.
