@@ -415,7 +415,7 @@ fn tune(a: TuneArgs) -> anyhow::Result<()> {
     curve.extend(eval_curve.iter().copied());
     curve.push((a.iters, am_, as_));
     let plot_path = a.out.join("tune.svg");
-    let figure = tune_figure(&stats, a.batch, &curve, a.eval_models, &eval_spec);
+    let figure = tune_figure(&stats, &curve, a.eval_models);
     save_figure(&plot_path, &figure, 720, 900)?;
     save_figure(&plot_path.with_extension("png"), &figure, 720, 900)?;
     let mut out = serde_json::json!({
@@ -487,46 +487,37 @@ fn tune(a: TuneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The figure of a run: the batch reward (mean ± its standard error, and the median), the
+/// The figure of a run along the iterations: the batch-median reward (what `--keep best`
+/// tracks; the mean, moved by single exploded samples, is in the log), log10 of the mean
 /// regression loss, and the eval accuracy in % (mean ± its standard error over the
-/// `eval_models` classifiers) along the iterations; `batch` trajectories per iteration.
-fn tune_figure(
-    stats: &[IterStats],
-    batch: usize,
-    curve: &[(usize, f64, f64)],
-    eval_models: usize,
-    eval_spec: &str,
-) -> Vec<LinePlot> {
-    let at = |i: usize, v: f32| ((i + 1) as f64, v as f64);
-    let batch_se: Vec<f64> = stats
-        .iter()
-        .map(|s| s.reward_std as f64 / (batch.max(1) as f64).sqrt())
-        .collect();
-    let reward = LinePlot::new("Adjoint Matching: reward of the batch", "iteration", "reward")
-        .with_series(
-            Series::new(
-                "mean (± se)",
-                stats.iter().enumerate().map(|(i, s)| at(i, s.reward_mean)).collect(),
-            )
-            .with_se(batch_se),
-        )
-        .with_series(Series::new(
-            "median",
-            stats.iter().enumerate().map(|(i, s)| at(i, s.reward_median)).collect(),
-        ));
-    let loss = LinePlot::new("Adjoint Matching: regression loss", "iteration", "loss").with_series(Series::new(
+/// `eval_models` classifiers).
+fn tune_figure(stats: &[IterStats], curve: &[(usize, f64, f64)], eval_models: usize) -> Vec<LinePlot> {
+    let at = |i: usize, v: f64| ((i + 1) as f64, v);
+    let reward = LinePlot::new("Reward of the batch (median)", "iteration", "reward").with_series(Series::new(
+        "median",
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| at(i, s.reward_median as f64))
+            .collect(),
+    ));
+    let loss = LinePlot::new("Regression loss", "iteration", "log10 loss").with_series(Series::new(
         "mean per sample",
-        stats.iter().enumerate().map(|(i, s)| at(i, s.loss)).collect(),
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| at(i, (s.loss as f64).log10()))
+            .collect(),
     ));
     let n = (eval_models.max(1) as f64).sqrt();
     let acc = LinePlot::new(
-        &format!("Accuracy of {eval_models} generated classifiers on {eval_spec}"),
+        &format!("Accuracy of {eval_models} generated classifiers"),
         "iteration",
         "accuracy (%)",
     )
     .with_series(
         Series::new(
-            "mean (± se)",
+            "mean ± se",
             curve.iter().map(|&(i, m, _)| (i as f64, 100.0 * m)).collect(),
         )
         .with_se(curve.iter().map(|&(_, _, sd)| 100.0 * sd / n).collect()),

@@ -68,6 +68,12 @@ pub struct LinePlot {
     pub y_range: Option<(f64, f64)>,
     /// Dashed horizontal lines (e.g. the chance level of an AUROC).
     pub ref_lines: Vec<RefLine>,
+    /// An interval the automatic y range always covers (e.g. `(0.45, 1)` for an AUROC, so the
+    /// chance level shows while values near 1 keep their resolution).
+    pub y_include: Option<(f64, f64)>,
+    /// Shift the series sideways by a little each, so that equal points and their error bars
+    /// at the same x stay apart.
+    pub dodge: bool,
 }
 
 /// Series colours (Tableau 10).
@@ -93,6 +99,9 @@ fn rgb(i: usize) -> RGBColor {
     let [r, g, b] = color(i);
     RGBColor(r, g, b)
 }
+
+/// A closed interval `(lo, hi)` of an axis.
+type Range = (f64, f64);
 
 /// Grey of reference lines.
 const REF_GREY: RGBColor = RGBColor(110, 110, 110);
@@ -211,9 +220,25 @@ impl LinePlot {
         self.with_ref_line(0.5, "chance (0.5)")
     }
 
+    /// An AUROC axis: automatic, but always covering [0.45, 1], with the chance line (builder
+    /// style).
+    pub fn auroc_axis(mut self) -> Self {
+        self.y_range = None;
+        self.y_include = Some((0.45, 1.0));
+        self.with_chance_line()
+    }
+
+    /// The x offset of series `i` when dodging: ±0.6 % of the x span per series, centred.
+    fn offset(&self, i: usize, span: f64) -> f64 {
+        if !self.dodge {
+            return 0.0;
+        }
+        (i as f64 - (self.series.len() as f64 - 1.0) / 2.0) * 0.006 * span
+    }
+
     /// The data ranges: x padded by 3 % a side, y by 5 % (2 % for a fixed range), with the
     /// error bars and reference lines inside.
-    fn ranges(&self) -> Result<((f64, f64), (f64, f64)), ReportError> {
+    fn ranges(&self) -> Result<(Range, Range), ReportError> {
         let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
         let pts: Vec<(f64, f64)> = self
             .series
@@ -236,7 +261,8 @@ impl LinePlot {
                     })
                 });
                 let refs = self.ref_lines.iter().map(|r| r.y);
-                pad(extent(ys.chain(refs)).unwrap_or((0.0, 1.0)), 0.05)
+                let include = self.y_include.into_iter().flat_map(|(a, b)| [a, b]);
+                pad(extent(ys.chain(refs).chain(include)).unwrap_or((0.0, 1.0)), 0.05)
             }
         };
         Ok((pad(x, 0.03), y))
@@ -257,7 +283,7 @@ impl LinePlot {
         let legend_w = if entries.is_empty() {
             0
         } else {
-            (widest + 56).min(w * 2 / 5)
+            (widest + widest / 10 + 56).min(w * 2 / 5)
         };
         let (plot_area, legend_area) = area.split_horizontally(w - legend_w);
 
@@ -296,7 +322,9 @@ impl LinePlot {
         let plotting = chart.plotting_area();
         for (i, s) in self.series.iter().enumerate() {
             let c = rgb(i);
-            for run in runs(&s.points) {
+            let dx = self.offset(i, x1 - x0);
+            let shifted: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x + dx, y)).collect();
+            for run in runs(&shifted) {
                 let with_se: Vec<(f64, f64, f64)> = run
                     .iter()
                     .filter_map(|&(k, (x, y))| s.se_at(k).map(|e| (x, y, e)))
@@ -524,6 +552,22 @@ mod tests {
         let colored =
             |it: &mut dyn Iterator<Item = (u32, u32)>| it.filter(|&(x, y)| img.get_pixel(x, y).0 == color(0)).count();
         assert!(colored(&mut top.into_iter()) > 100 && colored(&mut bottom.into_iter()) > 100);
+    }
+
+    /// An AUROC axis keeps the chance level in view and spends the rest on the data; dodging
+    /// moves series apart only when asked.
+    #[test]
+    fn auroc_axis_covers_chance_and_dodge_separates() {
+        let p = LinePlot::new("a", "|Q|", "AUROC")
+            .with_series(Series::new("x", vec![(10.0, 0.9), (50.0, 1.0)]))
+            .with_series(Series::new("y", vec![(10.0, 0.95), (50.0, 1.0)]))
+            .auroc_axis();
+        let (_, (lo, hi)) = p.ranges().unwrap();
+        assert!(lo < 0.45 && lo > 0.4 && hi > 1.0 && hi < 1.05, "{lo} {hi}");
+        assert_eq!(p.offset(0, 40.0), 0.0);
+        let mut d = p.clone();
+        d.dodge = true;
+        assert!(d.offset(0, 40.0) < 0.0 && d.offset(1, 40.0) > 0.0);
     }
 
     #[test]

@@ -277,7 +277,8 @@ pub fn markdown(rows: &[SummaryRow]) -> Result<String, ShiftError> {
 /// the chance level.
 pub fn auroc_plot(rows: &[SummaryRow]) -> LinePlot {
     // detector -> |Q| -> [(auroc, se)]
-    let mut by: BTreeMap<&str, BTreeMap<usize, Vec<(f64, f64)>>> = BTreeMap::new();
+    type BySize = BTreeMap<usize, Vec<(f64, f64)>>;
+    let mut by: BTreeMap<&str, BySize> = BTreeMap::new();
     for r in rows {
         by.entry(r.detector.as_str())
             .or_default()
@@ -286,7 +287,7 @@ pub fn auroc_plot(rows: &[SummaryRow]) -> LinePlot {
             .push((r.auroc, auroc_se(r.auroc, r.n_null, r.n_shift)));
     }
     let mut plot = LinePlot::new("Shift detection: AUROC vs |Q| (mean over shifts)", "|Q|", "AUROC");
-    plot.y_range = Some((0.0, 1.0));
+    plot.dodge = true;
     for (det, sizes) in by {
         let (pts, se): (Vec<(f64, f64)>, Vec<f64>) = sizes
             .into_iter()
@@ -298,7 +299,7 @@ pub fn auroc_plot(rows: &[SummaryRow]) -> LinePlot {
             .unzip();
         plot = plot.with_series(Series::new(det, pts).with_se(se));
     }
-    plot.with_chance_line()
+    plot.auroc_axis()
 }
 
 /// Writes `results.json`, `results.md` and `auroc.{png,svg}` into `out`.

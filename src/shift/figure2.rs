@@ -120,7 +120,6 @@ pub fn write_figure2(out: &Path, curves: &[IterCurve]) -> Result<(), ShiftError>
         "iteration",
         "AUROC",
     );
-    au.y_range = Some((0.0, 1.0));
     let mut cdc = LinePlot::new("Meta-Detectron: CDC loss along fine-tuning", "iteration", "CDC loss");
     let mut by_size: BTreeMap<usize, Vec<&IterCurve>> = BTreeMap::new();
     curves.iter().for_each(|c| by_size.entry(c.size).or_default().push(c));
@@ -142,7 +141,7 @@ pub fn write_figure2(out: &Path, curves: &[IterCurve]) -> Result<(), ShiftError>
         cdc = cdc.with_series(Series::new(format!("{label}, shifted"), by_iteration(&shifted)));
         cdc = cdc.with_series(Series::new(format!("{label}, null"), by_iteration(&cs[0].cdc_null)));
     }
-    let au = au.with_chance_line();
+    let au = au.auroc_axis();
     for (plot, stem) in [(&au, "figure2_auroc"), (&cdc, "figure2_cdc")] {
         plot.save(&out.join(format!("{stem}.png")), 720, 480)?;
         plot.save(&out.join(format!("{stem}.svg")), 720, 480)?;
