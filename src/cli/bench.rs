@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Only time the K=64 population forward and forward+backward.
     #[arg(long, hide = true)]
     pub pop_only: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Forward FLOPs of one CNN3 on one 3×32×32 image (as reference_torch.py counts them).
@@ -95,6 +98,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let x = randn(&mut rng, n * spec.input_len(), 1.0);
     let labels: Vec<u32> = (0..n as u32).map(|i| (i * 3) % 10).collect();
     let pop = Population::new(&spec, &w, k, threads)?;
+    let say = |what: &str| {
+        if !args.quiet {
+            eprintln!("timing {what}");
+        }
+    };
+    say("K=64 CNN3 forward, 256 images");
     let fwd = median(5, || {
         pop.logits(Input::Shared(&x), n)?;
         Ok(())
@@ -104,6 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         kinds: None,
         weights: None,
     };
+    say("K=64 CNN3 forward+backward, 256 images");
     let fwdbwd = median(3, || {
         pop.gradient(Input::Shared(&x), n, &obj, Mode::Eval, false)?;
         Ok(())
@@ -111,10 +121,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (one, zoo) = if args.pop_only {
         (f64::NAN, f64::NAN)
     } else {
-        (
-            train_img_per_s(&spec, 1, args.steps, threads)?,
-            train_img_per_s(&spec, 16, (args.steps / 4).max(1), threads)?,
-        )
+        say("1 CNN3 training");
+        let one = train_img_per_s(&spec, 1, args.steps, threads)?;
+        say("16 CNN3s training");
+        (one, train_img_per_s(&spec, 16, (args.steps / 4).max(1), threads)?)
     };
     let pop_gflop = CNN3_FWD_FLOP * (k * n) as f64 / 1e9;
     let res = json!({

@@ -28,15 +28,20 @@ pub enum DataCommand {
     },
     /// Write a dataset (e.g. a corrupted one) as PNG class folders or .npy arrays.
     Export {
+        /// KIND:PATH[:SPLIT][@CORRUPTION:SEVERITY[:SEED]]
         spec: String,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// File format: PNG class folders or .npy arrays.
         #[arg(long, value_enum, default_value_t = ExportFormat::Png)]
         format: ExportFormat,
-        /// Split name used for the output (default: the spec's split, else `train`).
+        /// Split name used for the output [default: the spec's split, else `train`].
         #[arg(long)]
         split: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Render an image grid (one row per class; with a corruption, one row per severity).
     Show {
@@ -58,6 +63,7 @@ pub enum DataCommand {
     Download {
         /// mnist, fashion-mnist, cifar10, cifar100, stl10, cifar10.1, camelyon17
         name: Option<String>,
+        /// Folder the dataset's own folder is created in.
         #[arg(long, default_value = "data")]
         root: PathBuf,
         /// List the known datasets and their URLs.
@@ -82,6 +88,7 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             out,
             format,
             split,
+            json,
         } => {
             let _lock = crate::fsio::lock_output(&out, None)?;
             let parsed = DatasetSpec::parse(&spec)?;
@@ -91,11 +98,22 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
                 ExportFormat::Png => image_io::export_png_folder(&ds, &out, &split)?,
                 ExportFormat::Npy => image_io::export_npy(&ds, &out, &split)?,
             }
-            println!(
-                "wrote {} images of `{spec}` to {} ({format:?}, split `{split}`)",
-                ds.len(),
-                out.display()
-            );
+            let format = format
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            if json {
+                let v = serde_json::json!({
+                    "spec": spec, "out": out, "format": format, "split": split, "images": ds.len(),
+                });
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                println!(
+                    "wrote {} images of `{spec}` to {} as {format}, split `{split}`",
+                    ds.len(),
+                    out.display()
+                );
+            }
             Ok(())
         }
         DataCommand::Show {

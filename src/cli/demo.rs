@@ -60,7 +60,7 @@ pub fn steps(a: &DemoArgs) -> Vec<Vec<String>> {
     // Fine-tuning target: low contrast, a shift on which the zoo's classifiers differ (61–75 %),
     // so the tilt p_base·exp(λr) has better classifiers to move to. On `shapes-shift` every base
     // classifier is confidently wrong; there the tilt lowers the cross-entropy by lowering the
-    // confidence and the accuracy falls (RESULTS.md, Adjoint Matching, session 13).
+    // confidence and the accuracy falls.
     let tune_train = "synthetic:shapes:train@contrast:5".to_string();
     let tune_eval = "synthetic:shapes:test@contrast:5".to_string();
     let cmd = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -1,6 +1,7 @@
 //! `weightflow experiment shift|report`: the shift-detection grid (methods × |Q| × seeds ×
 //! shifts), resumable and splittable into shards, with JSON, markdown and plot reports.
 
+use super::choices::{name, MethodArg};
 use super::detect::TestOptions;
 use crate::shard::Shard;
 use crate::shift::experiment::{run_grid, summarize_cells, write_reports, Cell, GridConfig};
@@ -64,16 +65,16 @@ pub struct ShiftArgs {
     /// below --seeds means --seeds.
     #[arg(long, default_value_t = 0)]
     pub null_queries: u64,
-    /// Methods, comma-separated: detectron, meta-detectron, bbsd, mmd, and `oracle` (f's error
-    /// rate on Q against the true labels: how harmful each shift is at each |Q|, not a detector).
-    #[arg(long, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
-    pub methods: Vec<String>,
+    /// Methods, comma-separated; `oracle` is f's error rate on Q against the true labels (how
+    /// harmful each shift is at each |Q|, not a detector).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
+    pub methods: Vec<MethodArg>,
     #[command(flatten)]
     pub opts: TestOptions,
     /// Output directory (cells.jsonl, results.json, results.md, auroc.png/svg; with --md-trace the Figure 2 plots figure2_auroc/figure2_cdc.png/svg and figure2.json).
     #[arg(long)]
     pub out: PathBuf,
-    /// Print results.json to stdout as well.
+    /// Print one JSON object (results.json) instead of the markdown table.
     #[arg(long)]
     pub json: bool,
     /// Compute only shard I of N (0-based): the cells at positions I, I+N, I+2N, ... of the
@@ -95,12 +96,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     // a shard locks only its own files (`.lock.shard-I-of-N`), the whole run the folder
     let _lock = crate::fsio::lock_output(&a.out, a.shard.map(|s| (s.index, s.count)))
         .with_context(|| format!("--out {}", a.out.display()))?;
-    let methods = a
-        .methods
-        .iter()
-        .map(|m| m.parse::<Method>())
-        .collect::<Result<Vec<_>, _>>()
-        .context("--methods")?;
+    let methods: Vec<Method> = a.methods.iter().map(|&m| m.into()).collect();
     let shifted = split_specs(&a.shifted);
     let cfg = GridConfig {
         methods,
@@ -116,7 +112,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
     let setup = a.opts.setup(&a.source)?;
     let header = serde_json::json!({
         "source": a.source, "shifted": shifted, "sizes": a.sizes, "seeds": a.seeds, "null_queries": a.null_queries.max(a.seeds),
-        "methods": a.methods, "alpha": cfg.alpha, "setup": setup.key,
+        "methods": a.methods.iter().map(name).collect::<Vec<_>>(), "alpha": cfg.alpha, "setup": setup.key,
         "n_reference": a.opts.n_reference, "null_runs": a.opts.null_runs,
     });
     let mut queries = vec!["null".to_string()];

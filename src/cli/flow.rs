@@ -1,5 +1,6 @@
 //! `weightflow flow train|sample|info`: the NM-CFM meta-model on the command line.
 
+use super::choices::{CouplingArg, SolverArg, SourceArg, StandardizeArg};
 use crate::data::{self, Dataset, Normalization};
 use crate::flow::context::ItemKind;
 use crate::flow::model::{FlowConfig, TargetSpace};
@@ -33,56 +34,61 @@ pub enum FlowCommand {
     Info(InfoArgs),
 }
 
-/// Arguments of `flow train`; unset options keep the [`FlowConfig`] defaults.
+/// Arguments of `flow train`; the defaults are [`FlowConfig::default`]'s.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Zoo directories, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub zoo: Vec<PathBuf>,
-    /// First epoch whose checkpoints are targets (default: the last epoch of each zoo). `1` takes
-    /// every trained checkpoint, a law over whole training runs. For `tune` more models help and
-    /// more epochs do not: they lower the base without raising what its tilt can reach
-    /// (RESULTS.md, Adjoint Matching, session 15).
+    /// First epoch whose checkpoints are targets [default: the last epoch of each zoo]. `1`
+    /// takes every trained checkpoint, a law over whole training runs.
     #[arg(long)]
     pub epochs_from: Option<usize>,
-    /// Last epoch used as targets (default: the last).
+    /// Last epoch used as targets [default: the last].
     #[arg(long)]
     pub epochs_to: Option<usize>,
+    /// Output meta-model directory.
     #[arg(long)]
     pub out: PathBuf,
     /// Training iterations.
-    #[arg(long)]
-    pub iterations: Option<usize>,
-    #[arg(long)]
-    pub width: Option<usize>,
-    #[arg(long)]
-    pub depth: Option<usize>,
-    #[arg(long)]
-    pub batch: Option<usize>,
-    #[arg(long)]
-    pub lr: Option<f32>,
-    /// independent (I-CFM, the default: what `tune`'s memoryless SDE needs), exact (OT-CFM), sinkhorn.
-    #[arg(long)]
-    pub coupling: Option<String>,
-    /// kaiming-normal (the default), kaiming-uniform, gaussian.
-    #[arg(long)]
-    pub source: Option<String>,
-    /// coordinate, layer, none.
-    #[arg(long)]
-    pub standardize: Option<String>,
+    #[arg(long, alias = "iterations", default_value_t = FlowConfig::default().iterations)]
+    pub iters: usize,
+    /// Hidden width of the velocity network.
+    #[arg(long, default_value_t = FlowConfig::default().width)]
+    pub width: usize,
+    /// Hidden layers of the velocity network.
+    #[arg(long, default_value_t = FlowConfig::default().depth)]
+    pub depth: usize,
+    /// Target networks per minibatch.
+    #[arg(long, default_value_t = FlowConfig::default().batch)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = FlowConfig::default().opt.lr)]
+    pub lr: f32,
+    /// Pairing of sources and targets: independent (I-CFM, what `tune`'s memoryless SDE needs),
+    /// exact (OT-CFM) or sinkhorn.
+    #[arg(long, value_enum, default_value_t = CouplingArg::Independent)]
+    pub coupling: CouplingArg,
+    /// Source distribution p0.
+    #[arg(long, value_enum, default_value_t = SourceArg::KaimingNormal)]
+    pub source: SourceArg,
+    /// Standardization of the weights: per coordinate, per layer, or none.
+    #[arg(long, value_enum, default_value_t = StandardizeArg::Coordinate)]
+    pub standardize: StandardizeArg,
     /// Context embedding size; 0 trains an unconditional model.
-    #[arg(long)]
-    pub ctx_dim: Option<usize>,
+    #[arg(long, default_value_t = FlowConfig::default().ctx_dim)]
+    pub ctx_dim: usize,
     /// Images per context set.
-    #[arg(long)]
-    pub context_k: Option<usize>,
+    #[arg(long, default_value_t = FlowConfig::default().context_k)]
+    pub context_k: usize,
     /// Images per zoo kept as the pool context sets are drawn from.
     #[arg(long, default_value_t = 2000)]
     pub context_pool: usize,
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Seed of the training.
+    #[arg(long, default_value_t = FlowConfig::default().seed)]
+    pub seed: u64,
     /// Train a VAE with this latent size on the targets first, then the flow on its latent codes
-    /// (encoder means) from a N(0, I) source; `flow sample` decodes.
+    /// (encoder means) from a N(0, I) source; `flow sample` decodes [default: no VAE].
     #[arg(long)]
     pub vae_latent: Option<usize>,
     /// VAE hidden widths, comma-separated.
@@ -94,8 +100,10 @@ pub struct TrainArgs {
     /// VAE training steps.
     #[arg(long, default_value_t = 2000)]
     pub vae_steps: usize,
+    /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// No progress output on stderr.
     #[arg(long)]
     pub quiet: bool,
     /// Print one JSON object with the training summary.
@@ -103,23 +111,46 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+impl TrainArgs {
+    /// The flow's configuration.
+    pub fn config(&self) -> FlowConfig {
+        let mut cfg = FlowConfig {
+            iterations: self.iters,
+            width: self.width,
+            depth: self.depth,
+            batch: self.batch,
+            ctx_dim: self.ctx_dim,
+            context_k: self.context_k,
+            seed: self.seed,
+            coupling: self.coupling.into(),
+            source: self.source.into(),
+            standardize: self.standardize.into(),
+            threads: self.threads.unwrap_or(0),
+            ..FlowConfig::default()
+        };
+        cfg.opt.lr = self.lr;
+        cfg
+    }
+}
+
 /// Arguments of `flow sample`.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
+    /// Meta-model directory.
     #[arg(long)]
     pub meta: PathBuf,
     /// Dataset spec whose images condition the generation.
     #[arg(long)]
     pub context: String,
     /// Number of networks to generate.
-    #[arg(short = 'n', long, default_value_t = 20)]
+    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub n: usize,
-    /// ODE steps (default: the model's).
+    /// ODE steps [default: the model's].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// euler, midpoint, rk4, dopri5 (default: the model's).
-    #[arg(long)]
-    pub solver: Option<String>,
+    /// ODE solver [default: the model's].
+    #[arg(long, value_enum)]
+    pub solver: Option<SolverArg>,
     /// Output directory for `generated.safetensors` (and `eval.json`).
     #[arg(long)]
     pub out: PathBuf,
@@ -135,15 +166,21 @@ pub struct SampleArgs {
     /// SPEC`): also report what the tilt p_base·exp(λr) that fine-tuning targets can reach, the
     /// --eval accuracy of the generated classifiers reweighted by exp(λr), with its effective
     /// sample size (needs --eval; more classifiers, -n, make larger λ trustworthy).
-    #[arg(long)]
+    #[arg(long, requires = "eval")]
     pub tilt_data: Option<String>,
     /// The λ values of --tilt-data.
     #[arg(long, value_delimiter = ',', default_values_t = crate::tune::tilt::REACH_LAMBDAS)]
     pub tilt_lambdas: Vec<f64>,
+    /// Seed of the generation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// No progress output on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -153,6 +190,7 @@ pub struct SampleArgs {
 pub struct InfoArgs {
     /// Meta-model directory.
     pub meta: PathBuf,
+    /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -190,35 +228,7 @@ fn image_items() -> ItemKind {
 
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let _lock = crate::fsio::lock_output(&a.out, None)?;
-    let mut cfg = FlowConfig::default();
-    macro_rules! set {
-        ($field:ident) => {
-            if let Some(v) = a.$field {
-                cfg.$field = v;
-            }
-        };
-    }
-    set!(iterations);
-    set!(width);
-    set!(depth);
-    set!(batch);
-    set!(ctx_dim);
-    set!(context_k);
-    set!(seed);
-    if let Some(lr) = a.lr {
-        cfg.opt.lr = lr;
-    }
-    if let Some(c) = &a.coupling {
-        cfg.coupling = c.parse().map_err(anyhow::Error::msg).context("--coupling")?;
-    }
-    if let Some(s) = &a.source {
-        cfg.source = s.parse().context("--source")?;
-    }
-    if let Some(s) = &a.standardize {
-        cfg.standardize = serde_json::from_value(serde_json::Value::String(s.clone()))
-            .with_context(|| format!("--standardize {s} (coordinate, layer, none)"))?;
-    }
-    cfg.threads = a.threads.unwrap_or(0);
+    let mut cfg = a.config();
     let mut groups = Vec::new();
     let mut arch = None;
     for dir in &a.zoo {
@@ -310,8 +320,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let s = &meta.summary;
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
-    } else if !a.quiet {
-        eprintln!(
+    } else {
+        println!(
             "trained {} iterations in {:.1}s, final loss {:.4}; saved {}",
             s.iterations,
             s.seconds,
@@ -379,19 +389,10 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     crate::limits::check_alloc(&format!("-n {}", a.n), crate::limits::product(&[a.n, d_max, 4 * 4]))?;
     let ds = data::load(&a.context).with_context(|| format!("--context {}", a.context))?;
     let items = context_items(&ds, 2000, a.seed);
-    let solver: Solver = match &a.solver {
-        Some(s) => s.parse().map_err(anyhow::Error::msg).context("--solver")?,
-        None => meta.config.solver,
-    };
+    let solver: Solver = a.solver.map_or(meta.config.solver, Solver::from);
     let steps = a.steps.unwrap_or(meta.config.sample_steps);
     if steps == 0 || steps > crate::flow::model::MAX_STEPS {
         bail!("--steps {steps}: must lie in [1, {}]", crate::flow::model::MAX_STEPS);
-    }
-    if a.n == 0 {
-        bail!("-n must be at least 1");
-    }
-    if a.tilt_data.is_some() && a.eval.is_none() {
-        bail!("--tilt-data needs --eval: the tilt reweights the --eval accuracies");
     }
     if let Some(l) = a.tilt_lambdas.iter().find(|l| !(l.is_finite() && **l >= 0.0)) {
         bail!("--tilt-lambdas: every λ must be finite and ≥ 0, got {l}");
@@ -478,23 +479,33 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        eprintln!(
+        println!(
             "generated {} networks ({} NFE, {:.2}s) into {}",
             a.n,
             s.nfe,
             sample_s,
             a.out.display()
         );
+        let pct = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
         if let Some(m) = out.get("mean_acc") {
-            eprintln!("accuracy: mean {m}, std {}, top-5 {}", out["std_acc"], out["top5_acc"]);
+            println!(
+                "accuracy on {}: mean {:.2}% ± {:.2}, top-5 mean {:.2}%",
+                out["eval"].as_str().unwrap_or_default(),
+                pct(m),
+                pct(&out["std_acc"]),
+                pct(&out["top5_acc"])
+            );
         }
         if let Some(curve) = out.get("tilt").and_then(|c| c.as_array()) {
-            eprintln!("tilt p_base·exp(λr), r = −CE on {}:", out["tilt_data"]);
+            println!(
+                "tilt p_base·exp(λr), r = −CE on {}:",
+                out["tilt_data"].as_str().unwrap_or_default()
+            );
             for p in curve {
-                eprintln!(
-                    "  λ {:>6}: mean accuracy {:.4} (effective samples {:.1} of {})",
+                println!(
+                    "  λ {:>6}: mean accuracy {:.2}% (effective samples {:.1} of {})",
                     p["lambda"].as_f64().unwrap_or(f64::NAN),
-                    p["mean"].as_f64().unwrap_or(f64::NAN),
+                    pct(&p["mean"]),
                     p["ess"].as_f64().unwrap_or(f64::NAN),
                     a.n
                 );
@@ -518,7 +529,80 @@ fn run_info(a: InfoArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        let c = &meta.config;
+        println!("{}: generates {} parameters", a.meta.display(), meta.dim());
+        if let Some(arch) = &meta.space.arch {
+            println!("  networks       {}", arch.name);
+        }
+        println!(
+            "  velocity MLP   width {}, depth {}, {} parameters; context encoder {} parameters (embedding {})",
+            c.width,
+            c.depth,
+            meta.velocity.params.len(),
+            info["encoder_params"],
+            c.ctx_dim
+        );
+        println!(
+            "  training       {} iterations, batch {}, lr {}, coupling {}, seed {}",
+            c.iterations,
+            c.batch,
+            c.opt.lr,
+            serde_json::to_value(c.coupling)?["kind"].as_str().unwrap_or("?"),
+            c.seed
+        );
+        println!(
+            "  sampling       {} steps of {}",
+            c.sample_steps,
+            serde_json::to_value(c.solver)?["kind"].as_str().unwrap_or("?")
+        );
+        let t = &meta.summary;
+        println!(
+            "  trained        {} iterations in {:.1} s, final loss {:.4}, {} targets in {} groups",
+            t.iterations, t.seconds, t.final_loss, t.targets, t.groups
+        );
+        for g in &meta.groups {
+            println!("  group          {} ({} targets)", g.name, g.targets);
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use crate::flow::model::FlowConfig;
+    use clap::Parser;
+
+    /// `flow train` without options trains with [`FlowConfig::default`], as its help says.
+    #[test]
+    fn train_defaults_are_the_config_defaults() {
+        let cli = Cli::try_parse_from(["weightflow", "flow", "train", "--zoo", "z", "--out", "o"]).unwrap();
+        let Command::Flow(f) = cli.command else {
+            panic!("not flow")
+        };
+        let super::FlowCommand::Train(t) = f.command else {
+            panic!("not train")
+        };
+        let d = FlowConfig::default();
+        let c = t.config();
+        assert_eq!(c, d);
+        let cli = Cli::try_parse_from([
+            "weightflow",
+            "flow",
+            "train",
+            "--zoo",
+            "z",
+            "--out",
+            "o",
+            "--iterations",
+            "7",
+        ]);
+        let Command::Flow(f) = cli.unwrap().command else {
+            panic!("not flow")
+        };
+        let super::FlowCommand::Train(t) = f.command else {
+            panic!("not train")
+        };
+        assert_eq!(t.config().iterations, 7, "--iterations is an alias of --iters");
+    }
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per command group; this module only parses and dispatches.
 
 pub mod bench;
+pub mod choices;
 pub mod data;
 pub mod demo;
 pub mod detect;
@@ -16,7 +17,13 @@ use clap::{Parser, Subcommand};
 /// weightflow: generative flow models over neural-network weights, and covariate-shift
 /// detection with them.
 #[derive(Parser, Debug)]
-#[command(name = "weightflow", version, about, long_about = None)]
+#[command(
+    name = "weightflow",
+    version,
+    about,
+    long_about = None,
+    after_help = "Results go to stdout (one JSON object with --json), progress and logs to stderr.\nExit status: 0 success, 1 runtime error, 2 usage error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

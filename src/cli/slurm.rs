@@ -253,7 +253,14 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
             if s.shard.is_some() || s.opts.threads.is_some() {
                 bail!("leave --shard and --threads out of the experiment shift arguments: each array task sets them");
             }
-            if !s.opts.quiet && s.methods.iter().any(|m| m.contains("detectron")) {
+            if !s.opts.quiet
+                && s.methods.iter().any(|m| {
+                    matches!(
+                        m,
+                        super::choices::MethodArg::Detectron | super::choices::MethodArg::MetaDetectron
+                    )
+                })
+            {
                 eprintln!(
                     "note: every shard builds the Detectron/Meta-Detectron banks it finds missing in the meta-model's \
                      shift-cache; build them once before submitting (`weightflow detect` per |Q|, docs/slurm.md)"

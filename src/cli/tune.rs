@@ -2,14 +2,15 @@
 //! accuracies of generated classifiers, a per-iteration JSON log, an SVG plot and an optional SGD
 //! fine-tuning baseline.
 
+use super::choices::{name, BaselineArg, Keep, RewardArg, Sampler, ScopeArg};
 use crate::data::{self, Dataset, Normalization};
 use crate::flow::model::MetaModel;
 use crate::flow::sample::{embed_context, sample};
+use crate::report::plot::{save_figure, LinePlot, Series};
 use crate::tune::adjoint::{AmConfig, IterStats, Timings};
 use crate::tune::baseline::SgdBaseline;
 use crate::tune::classify::{accuracies, objective_losses, ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, endpoint_form, fine_tune_from, sample_sde, sample_sde_flow_coords, warm_start};
-use crate::tune::plot::svg_panels;
 use crate::tune::tilt::{cross_entropy_reach, REACH_LAMBDAS};
 use crate::tune::warm::{lowest, WarmStartConfig};
 use anyhow::{bail, Context};
@@ -20,151 +21,152 @@ use std::path::{Path, PathBuf};
 /// Bounds of the logit scale of `--reward ce-calibrated`.
 const CALIBRATED_SCALES: (f32, f32) = (0.01, 100.0);
 
-/// Arguments of `weightflow tune`.
+/// Arguments of `weightflow tune`. `--help` lists the everyday options; the settings of the
+/// fine-tuning itself (`hide_short_help`) appear with `--help-all`.
 #[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct TuneArgs {
     /// Meta-model directory (from `weightflow flow train`).
     #[arg(long)]
     pub meta: PathBuf,
-    /// Reward: `ce` (−cross-entropy on --data) or `ce-calibrated` (−cross-entropy after the best
-    /// rescaling of each classifier's logits on the minibatch, s ∈ [0.01, 100]: accuracy-like and
-    /// scale-free, so flattening the output of confidently wrong classifiers earns nothing).
-    #[arg(long, default_value = "ce")]
-    pub reward: String,
+    /// Reward: `ce` is −cross-entropy on --data; `ce-calibrated` is −cross-entropy after the best
+    /// rescaling of each classifier's logits on the minibatch (s ∈ [0.01, 100]), which rewards
+    /// accuracy rather than confidence.
+    #[arg(long, value_enum, default_value_t = RewardArg::Ce)]
+    pub reward: RewardArg,
     /// Labelled dataset spec of the reward.
     #[arg(long)]
     pub data: String,
-    /// Dataset spec for the before/after accuracies (default: --data).
+    /// Dataset spec for the before/after accuracies [default: --data].
     #[arg(long)]
     pub eval: Option<String>,
     /// Adjoint Matching iterations.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, alias = "iterations", default_value_t = 50)]
     pub iters: usize,
     /// Output meta-model directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Trajectories per iteration (64: fewer leave the regression targets at small t, where the
-    /// mode choice is made, too noisy; RESULTS.md, sessions 11–12).
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// SDE / adjoint steps.
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Time steps in the loss per iteration (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub loss_steps: usize,
-    /// Images per reward minibatch.
-    #[arg(long, default_value_t = 256)]
-    pub reward_batch: usize,
-    /// Reward multiplier λ (target ∝ p_base·exp(λ r)). 300 realizes more of the tilt than 100 in
-    /// 100 iterations and ends on a narrow law (MNIST level 2, three seeds: +41 to +48 points
-    /// against +25 to +37 in 150; RESULTS.md, session 19)
-    #[arg(long, default_value_t = 300.0)]
-    pub reward_scale: f32,
-    /// Adam learning rate of the velocity network (5e-4 and 1e-3 collapse some runs).
-    #[arg(long, default_value_t = 3e-4)]
-    pub lr: f32,
-    /// Whitening scale of constant source coordinates (Kaiming biases), in standardized units.
-    #[arg(long, default_value_t = 0.1)]
-    pub degenerate_scale: f32,
-    /// First time of the SDE grid (the memoryless SDE starts from N(0, I) there)
-    #[arg(long, default_value_t = 1e-3)]
-    pub t0: f32,
-    /// Grid spacing power p: t_k = t0 + (1 − t0)(k/N)^p (1 = uniform; 2–3 refine small t)
-    #[arg(long, default_value_t = 3.0)]
-    pub grid_power: f32,
-    /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping)
-    #[arg(long, default_value_t = 0.9)]
-    pub clip_quantile: f32,
-    /// Polyak averaging of the fine-tuned parameters (decay in [0, 1); 0 = off): the result and
-    /// the logged accuracies use the average
-    #[arg(long, default_value_t = 0.9)]
-    pub ema: f32,
-    /// Only grid steps with t ≥ this time enter the regression loss (0 = all)
-    #[arg(long, default_value_t = 0.0)]
-    pub loss_t_min: f32,
-    /// Give every loss time step the same share of the loss (weights 1/EMA of its mean loss)
-    #[arg(long)]
-    pub step_normalize: bool,
-    /// Iterations of linear learning-rate warmup (0 = none). Without it Adam's first steps move
-    /// every parameter by ≈ lr and the SDE samples' reward falls from −0.9 to −3…−5 for about 15
-    /// of the 50 iterations (RESULTS.md, session 12)
-    #[arg(long, default_value_t = 10)]
-    pub warmup: usize,
-    /// Parameters that move: all (the paper's), output (the last layer) or output-bias
-    #[arg(long, default_value = "all")]
-    pub scope: String,
-    /// Sampler of the before/after classifiers: `sde` (the memoryless SDE on the fine-tuning grid:
-    /// the law Adjoint Matching's loss drives to p_base·exp(λr)) or `ode` (the meta-model's own
-    /// solver and steps, which follows the tilted law only as far as the learned control is
-    /// exact). For the base both give the same law; after fine-tuning the SDE's is the closer to
-    /// the tilt (64 classifiers: SDE +6.1 points, ODE +5.2; RESULTS.md, session 13)
-    #[arg(long, default_value = "sde")]
-    pub eval_sampler: String,
-    /// Classifiers generated for the before/after accuracies (the generated law has modes a few
-    /// classifiers miss: with 8 the measured gain varies by ±5 points from draw to draw)
-    #[arg(long, default_value_t = 32)]
+    /// Classifiers generated for the before/after accuracies.
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub eval_models: usize,
-    /// Evaluation images used (N drawn at random with a fixed seed, the same every run; 0 = all).
+    /// Evaluation images used (drawn at random with a fixed seed, the same every run; 0 = all).
     #[arg(long, default_value_t = 2000)]
     pub eval_limit: usize,
-    /// Measure eval accuracy every N iterations in the log (0 = only before/after).
+    /// Measure the eval accuracy every N iterations for the log and the plot (0 = only
+    /// before/after).
     #[arg(long, default_value_t = 10)]
     pub eval_every: usize,
-    /// Also estimate what the tilt p_base·exp(λr) can reach from the before classifiers: their
-    /// eval accuracies reweighted by exp(−λ·CE on all of --data), for λ = 1, 3, 10, 30, 100, 300
-    /// (`reach` in the JSON, with effective sample sizes; as `flow sample --tilt-data`, but for
-    /// the --eval-sampler law). One pass over --data per classifier; `--iters 0 --eval-models 256
-    /// --reach` measures it alone.
-    #[arg(long)]
-    pub reach: bool,
-    /// Which iterate is the result: `best` = the one with the highest smoothed batch-median
-    /// reward (EMA 0.8; the training reward, not the eval set), `last` = the final one. A sharp
-    /// tilt can throw a concentrated law off in one step late in a run (RESULTS.md, session 19).
-    /// The JSON's `kept_iter` says which (iterations done, 1-based).
-    #[arg(long, default_value = "best")]
-    pub keep: String,
-    /// Also run a baseline: `sgd` fine-tunes the generated classifiers directly (Adam).
-    #[arg(long)]
-    pub baseline: Option<String>,
-    /// Baseline iterations (default: --iters).
-    #[arg(long)]
-    pub baseline_iters: Option<usize>,
+    /// Which iterate is the result: `best` = the highest smoothed batch-median reward (EMA 0.8 of
+    /// the training reward, not the eval set), `last` = the final one. The JSON's `kept_iter`
+    /// says which (iterations done, 1-based).
+    #[arg(long, value_enum, default_value_t = Keep::Best)]
+    pub keep: Keep,
     /// Elite warm start: draw this many candidates from the base law (the SDE), keep the
-    /// `--warm-elite` with the lowest loss of --reward on --data (`--warm-score-images` of it),
-    /// and move the field onto them by flow matching before Adjoint Matching starts (0 = off).
-    /// Adjoint Matching is local: on MNIST level 2 it stops on a 74 % mode while 1 in 256 base
-    /// classifiers scores 90 %; with `--reward ce-calibrated --warm-start 256` all 32 classifiers
-    /// end at 87–93 % on seed 1 (RESULTS.md, session 23). It finds only what the candidates hold:
-    /// where none scores above 80 % (seed 2) the run ends near 77 %. The JSON's `warm_start`
-    /// reports the elite's own accuracies and the warm-started law's before fine-tuning.
+    /// `--warm-elite` with the lowest loss of --reward on --data, and move the field onto them by
+    /// flow matching before Adjoint Matching starts (0 = off). It can only find what the
+    /// candidates hold. The JSON's `warm_start` reports the elite's own accuracies and the
+    /// warm-started law's before fine-tuning.
     #[arg(long, default_value_t = 0)]
     pub warm_start: usize,
-    /// Images of --data the warm start scores each candidate on (drawn once with a fixed seed;
-    /// 0 = all).
-    #[arg(long, default_value_t = 10000)]
-    pub warm_score_images: usize,
-    /// Candidates the warm start keeps. Fewer is better in RESULTS.md's session 23 (MNIST level
-    /// 2: 2, 4 and 8 end at 91.3, 88.8 and 85.3 %).
-    #[arg(long, default_value_t = 2)]
-    pub warm_elite: usize,
-    /// Flow-matching iterations of the warm start.
-    #[arg(long, default_value_t = 300)]
-    pub warm_iters: usize,
-    /// Pairs per flow-matching iteration of the warm start.
-    #[arg(long, default_value_t = 64)]
-    pub warm_batch: usize,
-    /// Adam learning rate of the warm start.
-    #[arg(long, default_value_t = 1e-3)]
-    pub warm_lr: f32,
+    /// Also estimate what the tilt p_base·exp(λr) can reach from the before classifiers: their
+    /// eval accuracies reweighted by exp(−λ·CE on all of --data), for λ = 1, 3, 10, 30, 100, 300
+    /// (`reach` in the JSON, with effective sample sizes). One pass over --data per classifier;
+    /// `--iters 0 --eval-models 256 --reach` measures it alone.
+    #[arg(long)]
+    pub reach: bool,
+    /// Also run a baseline: `sgd` fine-tunes the generated classifiers directly (Adam).
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineArg>,
+    /// Baseline iterations [default: --iters].
+    #[arg(long)]
+    pub baseline_iters: Option<usize>,
+    /// Seed of the generation, the reward minibatches and the fine-tuning.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// No progress bar.
+    /// No progress output on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Print help (the everyday options; see --help-all).
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::HelpShort)]
+    pub help: Option<bool>,
+    /// Print help with every option, the fine-tuning's settings included.
+    #[arg(long = "help-all", action = clap::ArgAction::HelpLong)]
+    pub help_all: Option<bool>,
+
+    // The fine-tuning's settings (shown by --help-all).
+    /// Trajectories per Adjoint-Matching iteration.
+    #[arg(long, default_value_t = 64, hide_short_help = true)]
+    pub batch: usize,
+    /// SDE / adjoint time steps.
+    #[arg(long, default_value_t = 20, hide_short_help = true)]
+    pub steps: usize,
+    /// Time steps in the loss per iteration (0 = all).
+    #[arg(long, default_value_t = 0, hide_short_help = true)]
+    pub loss_steps: usize,
+    /// Images per reward minibatch.
+    #[arg(long, default_value_t = 256, hide_short_help = true)]
+    pub reward_batch: usize,
+    /// Reward multiplier λ: the target law is ∝ p_base·exp(λ r).
+    #[arg(long, default_value_t = 300.0, hide_short_help = true)]
+    pub reward_scale: f32,
+    /// Adam learning rate of the velocity network.
+    #[arg(long, default_value_t = 3e-4, hide_short_help = true)]
+    pub lr: f32,
+    /// Iterations of linear learning-rate warmup (0 = none).
+    #[arg(long, default_value_t = 10, hide_short_help = true)]
+    pub warmup: usize,
+    /// Parameters that move: all (the paper's), the output layer, or its bias.
+    #[arg(long, value_enum, default_value_t = ScopeArg::All, hide_short_help = true)]
+    pub scope: ScopeArg,
+    /// Polyak averaging of the fine-tuned parameters (decay in [0, 1); 0 = off); the result and
+    /// the logged accuracies use the average.
+    #[arg(long, default_value_t = 0.9, hide_short_help = true)]
+    pub ema: f32,
+    /// Per-sample loss clipping at an EMA of this batch quantile (≥ 1 disables clipping).
+    #[arg(long, default_value_t = 0.9, hide_short_help = true)]
+    pub clip_quantile: f32,
+    /// First time of the SDE grid (the memoryless SDE starts from N(0, I) there).
+    #[arg(long, default_value_t = 1e-3, hide_short_help = true)]
+    pub t0: f32,
+    /// Grid spacing power p: t_k = t0 + (1 − t0)(k/N)^p (1 = uniform; 2–3 refine small t).
+    #[arg(long, default_value_t = 3.0, hide_short_help = true)]
+    pub grid_power: f32,
+    /// Only grid steps with t ≥ this time enter the regression loss (0 = all).
+    #[arg(long, default_value_t = 0.0, hide_short_help = true)]
+    pub loss_t_min: f32,
+    /// Give every loss time step the same share of the loss (weights 1/EMA of its mean loss).
+    #[arg(long, hide_short_help = true)]
+    pub step_normalize: bool,
+    /// Whitening scale of constant source coordinates (Kaiming biases), in standardized units.
+    #[arg(long, default_value_t = 0.1, hide_short_help = true)]
+    pub degenerate_scale: f32,
+    /// Sampler of the before/after classifiers: `sde` is the memoryless SDE on the fine-tuning
+    /// grid (the law Adjoint Matching drives to p_base·exp(λr)); `ode` is the meta-model's own
+    /// solver and steps (it follows the tilted law only as far as the learned control is exact).
+    #[arg(long, value_enum, default_value_t = Sampler::Sde, hide_short_help = true)]
+    pub eval_sampler: Sampler,
+    /// Images of --data the warm start scores each candidate on (drawn once with a fixed seed;
+    /// 0 = all).
+    #[arg(long, default_value_t = 10000, hide_short_help = true)]
+    pub warm_score_images: usize,
+    /// Candidates the warm start keeps.
+    #[arg(long, default_value_t = 2, hide_short_help = true)]
+    pub warm_elite: usize,
+    /// Flow-matching iterations of the warm start.
+    #[arg(long, default_value_t = 300, hide_short_help = true)]
+    pub warm_iters: usize,
+    /// Pairs per flow-matching iteration of the warm start.
+    #[arg(long, default_value_t = 64, hide_short_help = true)]
+    pub warm_batch: usize,
+    /// Adam learning rate of the warm start.
+    #[arg(long, default_value_t = 1e-3, hide_short_help = true)]
+    pub warm_lr: f32,
 }
 
 /// The zoo normalization recorded by the meta-model (its `config.json` `groups[].normalization`),
@@ -207,20 +209,28 @@ fn mean_std(v: &[f32]) -> (f64, f64) {
     (m, (v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n).sqrt())
 }
 
-/// Runs `weightflow tune`.
+/// Runs `weightflow tune` on `--threads` worker threads.
 pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let _lock = crate::fsio::lock_output(&a.out, None)?;
-    let objective = match a.reward.as_str() {
-        "ce" => ClassifierObjective::CrossEntropy,
-        "ce-calibrated" => ClassifierObjective::CalibratedCrossEntropy {
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("--threads")?;
+    pool.install(|| tune(a))
+}
+
+fn tune(a: TuneArgs) -> anyhow::Result<()> {
+    let objective = match a.reward {
+        RewardArg::Ce => ClassifierObjective::CrossEntropy,
+        RewardArg::CeCalibrated => ClassifierObjective::CalibratedCrossEntropy {
             min_scale: CALIBRATED_SCALES.0,
             max_scale: CALIBRATED_SCALES.1,
         },
-        other => bail!("--reward {other}: expected 'ce' or 'ce-calibrated'"),
     };
-    if a.eval_models == 0 {
-        bail!("--eval-models must be at least 1");
-    }
     let meta = MetaModel::load(&a.meta).with_context(|| format!("--meta {}", a.meta.display()))?;
     let Some(arch) = meta.space.arch.clone() else {
         bail!(
@@ -260,22 +270,14 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         loss_t_min: a.loss_t_min,
         step_normalize: a.step_normalize,
         ema: a.ema,
-        keep_best: match a.keep.as_str() {
-            "best" => true,
-            "last" => false,
-            other => bail!("--keep {other}: expected best or last"),
-        },
-        scope: a.scope.parse()?,
+        keep_best: a.keep == Keep::Best,
+        scope: a.scope.into(),
         reward_scale: a.reward_scale,
         lr: a.lr,
         seed: a.seed,
         ..AmConfig::default()
     };
-    let use_sde = match a.eval_sampler.as_str() {
-        "ode" => false,
-        "sde" => true,
-        other => bail!("--eval-sampler {other}: expected ode or sde"),
-    };
+    let use_sde = a.eval_sampler == Sampler::Sde;
     // Before/after classifiers: the same seed (paired), from the ODE or the memoryless SDE.
     let generate = |field: &crate::flow::VelocityMlp| -> anyhow::Result<Vec<f32>> {
         if use_sde {
@@ -334,7 +336,12 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         report["warm_acc_std"] = serde_json::json!(ws);
         report["warm_accs"] = serde_json::json!(acc_warm);
         if !a.quiet {
-            eprintln!("warm-started law ({} classifiers): {wm:.4} ± {ws:.4}", a.eval_models);
+            eprintln!(
+                "warm-started law ({} classifiers): accuracy {:.2}% ± {:.2}",
+                a.eval_models,
+                100.0 * wm,
+                100.0 * ws
+            );
         }
         Some((field, report))
     } else {
@@ -351,7 +358,8 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     )?;
     let pb = progress_bar("tune", a.iters, a.quiet);
     let mut log_rows: Vec<serde_json::Value> = Vec::new();
-    let mut eval_curve: Vec<f64> = Vec::new();
+    // (iterations done, mean, std) of the eval accuracy during the run.
+    let mut eval_curve: Vec<(usize, f64, f64)> = Vec::new();
     let t_start = std::time::Instant::now();
     let start = warm.as_ref().map_or_else(|| meta.velocity.clone(), |(f, _)| f.clone());
     let tuned = fine_tune_from(
@@ -368,9 +376,9 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
             if a.eval_every > 0 && done.is_multiple_of(a.eval_every) && done < a.iters {
                 let w = generate(v).map_err(|e| crate::tune::TuneError::Field(e.to_string()))?;
                 let acc = accuracies(&arch, &w, a.eval_models, &eval, &norm, limit, threads)?;
-                let m = mean_std(&acc).0;
+                let (m, sd) = mean_std(&acc);
                 row["eval_acc"] = serde_json::json!(m);
-                eval_curve.push(m);
+                eval_curve.push((done, m, sd));
             }
             log_rows.push(row);
             pb.set_message(format!("reward {:.4} loss {:.3e}", s.reward_mean, s.loss));
@@ -401,29 +409,19 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     let log_path = a.out.join("tune_log.json");
     crate::fsio::write_atomic(&log_path, &serde_json::to_vec_pretty(&log_rows)?)
         .with_context(|| log_path.display().to_string())?;
-    let plot_path = a.out.join("tune.svg");
-    let svg = svg_panels(
-        "Adjoint Matching",
-        &[
-            (
-                "reward (mean over batch)",
-                stats.iter().map(|s| s.reward_mean as f64).collect(),
-            ),
-            ("regression loss", stats.iter().map(|s| s.loss as f64).collect()),
-            (
-                &format!("eval accuracy every {} iterations", a.eval_every),
-                eval_curve.clone(),
-            ),
-        ],
-    );
-    crate::fsio::write_atomic(&plot_path, svg.as_bytes()).with_context(|| plot_path.display().to_string())?;
-
     let (bm, bs) = mean_std(&acc_before);
     let (am_, as_) = mean_std(&acc_after);
+    let mut curve = vec![(0, bm, bs)];
+    curve.extend(eval_curve.iter().copied());
+    curve.push((a.iters, am_, as_));
+    let plot_path = a.out.join("tune.svg");
+    let figure = tune_figure(&stats, &curve, a.eval_models);
+    save_figure(&plot_path, &figure, 720, 900)?;
+    save_figure(&plot_path.with_extension("png"), &figure, 720, 900)?;
     let mut out = serde_json::json!({
-        "meta": a.meta, "out": a.out, "reward": a.reward, "data": a.data, "eval": eval_spec, "iters": a.iters,
+        "meta": a.meta, "out": a.out, "reward": name(&a.reward), "data": a.data, "eval": eval_spec, "iters": a.iters,
         "config": cfg, "degenerate_scale": a.degenerate_scale, "reward_batch": a.reward_batch,
-        "eval_sampler": a.eval_sampler, "before_acc": bm, "before_acc_std": bs, "after_acc": am_, "after_acc_std": as_,
+        "eval_sampler": name(&a.eval_sampler), "before_acc": bm, "before_acc_std": bs, "after_acc": am_, "after_acc_std": as_,
         "before_accs": acc_before, "after_accs": acc_after, "eval_models": a.eval_models,
         "eval_images": limit.unwrap_or(eval.len()).min(eval.len()),
         "seconds": tune_s, "seconds_per_iter": mt, "log": log_path, "plot": plot_path,
@@ -436,10 +434,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     if let Some((_, report)) = warm {
         out["warm_start"] = report;
     }
-    if let Some(b) = &a.baseline {
-        if b != "sgd" {
-            bail!("--baseline {b}: only 'sgd' is available");
-        }
+    if let Some(BaselineArg::Sgd) = a.baseline {
         let base = SgdBaseline {
             iters: a.baseline_iters.unwrap_or(a.iters),
             batch: 64,
@@ -458,20 +453,31 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        eprintln!(
-            "accuracy of {} generated classifiers on {eval_spec}: {:.4} ± {:.4} → {:.4} ± {:.4} after {} iterations ({:.2} s/iter: sampling {:.2}, reward {:.2}, adjoint {:.2}, regression {:.2})",
-            a.eval_models, bm, bs, am_, as_, a.iters, mt.total, mt.sampling, mt.reward, mt.adjoint, mt.regression
+        println!(
+            "accuracy of {} generated classifiers on {eval_spec}: {:.2}% ± {:.2} → {:.2}% ± {:.2} after {} iterations ({:.2} s/iter: sampling {:.2}, reward {:.2}, adjoint {:.2}, regression {:.2})",
+            a.eval_models,
+            100.0 * bm,
+            100.0 * bs,
+            100.0 * am_,
+            100.0 * as_,
+            a.iters,
+            mt.total,
+            mt.sampling,
+            mt.reward,
+            mt.adjoint,
+            mt.regression
         );
         if let Some(k) = tuned.best_iter.filter(|&i| i + 1 < a.iters as u64) {
-            eprintln!(
+            println!(
                 "kept the field of iteration {} (highest smoothed median reward; --keep last for the final one)",
                 k + 1
             );
         }
         if let Some(b) = out.get("baseline") {
-            eprintln!("SGD baseline: {} → {}", b["before_acc"], b["after_acc"]);
+            let pct = |k: &str| 100.0 * b[k].as_f64().unwrap_or(f64::NAN);
+            println!("SGD baseline: {:.2}% → {:.2}%", pct("before_acc"), pct("after_acc"));
         }
-        eprintln!(
+        println!(
             "fine-tuned meta-model in {}; log {}; plot {}",
             a.out.display(),
             log_path.display(),
@@ -479,6 +485,44 @@ pub fn run(a: TuneArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The figure of a run along the iterations: the batch-median reward (what `--keep best`
+/// tracks; the mean, moved by single exploded samples, is in the log), log10 of the mean
+/// regression loss, and the eval accuracy in % (mean ± its standard error over the
+/// `eval_models` classifiers).
+fn tune_figure(stats: &[IterStats], curve: &[(usize, f64, f64)], eval_models: usize) -> Vec<LinePlot> {
+    let at = |i: usize, v: f64| ((i + 1) as f64, v);
+    let reward = LinePlot::new("Reward of the batch (median)", "iteration", "reward").with_series(Series::new(
+        "median",
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| at(i, s.reward_median as f64))
+            .collect(),
+    ));
+    let loss = LinePlot::new("Regression loss", "iteration", "log10 loss").with_series(Series::new(
+        "mean per sample",
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| at(i, (s.loss as f64).log10()))
+            .collect(),
+    ));
+    let n = (eval_models.max(1) as f64).sqrt();
+    let acc = LinePlot::new(
+        &format!("Accuracy of {eval_models} generated classifiers"),
+        "iteration",
+        "accuracy (%)",
+    )
+    .with_series(
+        Series::new(
+            "mean ± se",
+            curve.iter().map(|&(i, m, _)| (i as f64, 100.0 * m)).collect(),
+        )
+        .with_se(curve.iter().map(|&(_, _, sd)| 100.0 * sd / n).collect()),
+    );
+    vec![reward, loss, acc]
 }
 
 /// The data and evaluation settings the warm start scores candidates with.
@@ -562,9 +606,11 @@ fn elite_warm_start(
     let (em, es) = mean_std(&elite_acc);
     if !quiet {
         eprintln!(
-            "warm start: best {} of {} base classifiers score {em:.4} ± {es:.4}; flow-matching loss {:.4} → {:.4}",
+            "warm start: best {} of {} base classifiers score {:.2}% ± {:.2}; flow-matching loss {:.4} → {:.4}",
             wcfg.elite,
             wcfg.candidates,
+            100.0 * em,
+            100.0 * es,
             losses.first().copied().unwrap_or(f32::NAN),
             losses.last().copied().unwrap_or(f32::NAN)
         );

@@ -1,5 +1,6 @@
 //! `weightflow zoo train|merge|info|eval|export`: model zoos on the command line.
 
+use super::choices::{name, ActivationArg, ArchArg, InitArg};
 use crate::engine::OptimConfig;
 use crate::shard::Shard;
 use crate::zoo::manifest::{mean, std_dev};
@@ -40,15 +41,16 @@ pub struct TrainArgs {
     /// Test dataset spec, e.g. `mnist:/work/shared/data/mnist:test`.
     #[arg(long)]
     pub test: String,
-    /// Architecture: cnn3, small-cnn, mlp.
-    #[arg(long, default_value = "cnn3")]
-    pub arch: String,
+    /// Architecture.
+    #[arg(long, value_enum, default_value_t = ArchArg::Cnn3)]
+    pub arch: ArchArg,
     /// Number of models K.
     #[arg(long, default_value_t = 16)]
     pub models: usize,
     /// Epochs to complete (a rerun with a larger value continues training).
     #[arg(long, default_value_t = 50)]
     pub epochs: usize,
+    /// Images per minibatch of each model.
     #[arg(long, default_value_t = 10)]
     pub batch: usize,
     /// Adam learning rate.
@@ -57,19 +59,20 @@ pub struct TrainArgs {
     /// L2 weight decay added to the gradient (torch Adam).
     #[arg(long, default_value_t = 1e-2)]
     pub weight_decay: f32,
-    /// Activation: gelu, relu, tanh, leaky-relu, sigmoid, silu.
-    #[arg(long, default_value = "gelu")]
-    pub act: String,
-    /// Initialization: kaiming-uniform, kaiming-normal, torch-default.
-    #[arg(long, default_value = "kaiming-uniform")]
-    pub init: String,
+    /// Activation.
+    #[arg(long, value_enum, default_value_t = ActivationArg::Gelu)]
+    pub act: ActivationArg,
+    /// Weight initialization.
+    #[arg(long, value_enum, default_value_t = InitArg::KaimingUniform)]
+    pub init: InitArg,
     /// Fraction of the training data held out for validation (stratified, seeded); 0 = train
     /// on all of it. The paper's CIFAR-10 zoo holds out 8k of 50k: 0.16.
     #[arg(long, default_value_t = 0.0)]
     pub val_fraction: f32,
+    /// Seed of the models' initializations, the data order and the validation split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads (default: all cores); same seed and threads give the same bytes.
+    /// Worker threads [default: all cores]; the same seed and threads give the same bytes.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Output directory (created; an existing zoo there is resumed).
@@ -80,9 +83,13 @@ pub struct TrainArgs {
     /// `zoo merge OUT` joins them into the whole zoo.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
-    /// No progress bar or per-epoch lines.
+    /// No progress bar or per-epoch lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the zoo's summary (as `zoo info --json`, without the per-epoch tables) as one JSON
+    /// object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `zoo merge`.
@@ -102,6 +109,7 @@ pub struct MergeArgs {
 /// Arguments of `zoo info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
+    /// Zoo directory.
     pub dir: PathBuf,
     /// Print one JSON object.
     #[arg(long)]
@@ -111,15 +119,21 @@ pub struct InfoArgs {
 /// Arguments of `zoo eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Zoo directory.
     pub dir: PathBuf,
     /// Dataset spec to evaluate on.
     #[arg(long)]
     pub data: String,
-    /// Epoch (default: the last).
+    /// Epoch [default: the last].
     #[arg(long)]
     pub epoch: Option<usize>,
+    /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// No progress output on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -127,6 +141,7 @@ pub struct EvalArgs {
 /// Arguments of `zoo export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// Zoo directory.
     pub dir: PathBuf,
     /// The model to export.
     #[arg(long, required_unless_present = "all", conflicts_with = "all")]
@@ -135,13 +150,16 @@ pub struct ExportArgs {
     /// `model_K.safetensors` and `model_K.py` for each model K.
     #[arg(long)]
     pub all: bool,
-    /// Epoch (default: the last).
+    /// Epoch [default: the last].
     #[arg(long)]
     pub epoch: Option<usize>,
     /// Output safetensors file (the importable Python module goes next to it as `.py`), or the
     /// output directory with --all.
     #[arg(long)]
     pub out: PathBuf,
+    /// Print one JSON object (the files written and the snippet) instead of the snippet.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs a zoo subcommand.
@@ -167,9 +185,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig {
         train_spec: a.data,
         test_spec: a.test,
-        arch: a.arch,
-        act: a.act.parse().context("--act")?,
-        init: a.init.parse().context("--init")?,
+        arch: name(&a.arch),
+        act: a.act.into(),
+        init: a.init.into(),
         models: a.models,
         epochs: a.epochs,
         batch: a.batch,
@@ -254,9 +272,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    if !quiet {
+    if a.json {
+        println!("{}", serde_json::to_string(&summary(&z))?);
+    } else {
         let last = &z.manifest.history[z.manifest.epochs];
-        eprintln!(
+        println!(
             "{}: {} models, {} epochs, mean test acc {:.2}%",
             z.dir.display(),
             z.manifest.models,
@@ -408,6 +428,9 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let ds = crate::data::load(&a.data).with_context(|| format!("--data {}", a.data))?;
     ds.require_labels("zoo eval (accuracy)")?;
     let threads = default_threads(a.threads);
+    if !a.quiet {
+        eprintln!("evaluating {} models at epoch {epoch} on {} images", m.models, ds.len());
+    }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let r = pool.install(|| zoo::evaluate(&m.arch, &w, m.models, &ds, &m.normalization, threads))?;
     let out = serde_json::json!({
@@ -419,7 +442,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{} epoch {epoch} on {} ({} images): mean acc {:.2}% (std {:.2}), mean loss {:.4}",
+            "{} epoch {epoch} on {} ({} images): mean acc {:.2}% ± {:.2}, mean loss {:.4}",
             a.dir.display(),
             a.data,
             ds.len(),
@@ -436,25 +459,42 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     let epoch = a.epoch.unwrap_or(z.manifest.epochs);
     let Some(model) = a.model.filter(|_| !a.all) else {
         let _lock = crate::fsio::DirLock::acquire(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
+        let mut files = Vec::new();
         for k in 0..z.manifest.models {
             let out = a.out.join(format!("model_{k}.safetensors"));
             zoo::export::export_model(&z, k, epoch, &out)?;
-            println!("{} {}", out.display(), out.with_extension("py").display());
+            if !a.json {
+                println!("{} {}", out.display(), out.with_extension("py").display());
+            }
+            files.push(serde_json::json!({"model": k, "safetensors": out, "python": out.with_extension("py")}));
         }
-        eprintln!(
-            "wrote {} models at epoch {epoch} to {}",
-            z.manifest.models,
-            a.out.display()
-        );
+        if a.json {
+            let doc = serde_json::json!({"dir": a.dir, "epoch": epoch, "out": a.out, "models": files});
+            println!("{}", serde_json::to_string(&doc)?);
+        } else {
+            eprintln!(
+                "wrote {} models at epoch {epoch} to {}",
+                z.manifest.models,
+                a.out.display()
+            );
+        }
         return Ok(());
     };
     let snippet = zoo::export::export_model(&z, model, epoch, &a.out)?;
     let py = a.out.with_extension("py");
-    println!("{snippet}");
-    eprintln!(
-        "wrote {} (model {model} at epoch {epoch}) and {}",
-        a.out.display(),
-        py.display()
-    );
+    if a.json {
+        let out = serde_json::json!({
+            "dir": a.dir, "model": model, "epoch": epoch, "safetensors": a.out, "python": py,
+            "snippet": snippet,
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{snippet}");
+        eprintln!(
+            "wrote {} (model {model} at epoch {epoch}) and {}",
+            a.out.display(),
+            py.display()
+        );
+    }
     Ok(())
 }

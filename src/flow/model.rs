@@ -72,7 +72,7 @@ impl Default for FlowConfig {
             ctx_pool: 4,
             // Independent coupling and a Gaussian (Kaiming-normal) source: the memoryless SDE that
             // Adjoint Matching samples and tilts has the flow's law only for these (with OT pairs
-            // it shrinks the spread about 3×, `tests/flow_toy.rs`; RESULTS.md, session 12).
+            // it shrinks the spread about 3×, `tests/flow_toy.rs`; RESULTS.md).
             coupling: Coupling::Independent,
             source: Source::Init(InitScheme::KaimingNormal),
             standardize: StandardizeMode::Coordinate,

@@ -1,12 +1,12 @@
-//! Reports: JSON results (atomic writes), markdown tables, SVG/PNG line plots, progress bars.
+//! Reports: JSON results (atomic writes), markdown tables, SVG/PNG line plots (`plot`, on
+//! plotters), progress bars.
 
-pub mod font;
 pub mod json;
 pub mod plot;
 pub mod progress;
 pub mod table;
 
-pub use plot::{LinePlot, Series};
+pub use plot::{save_figure, LinePlot, RefLine, Series};
 pub use progress::{progress_bar, spinner};
 pub use table::{Align, Table};
 

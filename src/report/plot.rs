@@ -1,17 +1,32 @@
-//! Line plots of several series with axes, "nice" ticks, labels and a legend, written as SVG
-//! (text as real text) or PNG (lines rasterized here, text in the built-in 3×5 bitmap font).
-//! Both renderers share one layout, so the two files show the same picture.
+//! The crate's one plotting module: line plots drawn with `plotters`, written as PNG (bitmap
+//! backend; text in the embedded DejaVu Sans of `assets/fonts/`) or SVG (text as real text).
+//!
+//! A plot has named series, each with its own colour and marker, optional ± standard-error bars
+//! (a shaded band when a series has more than [`BAND_FROM`] points), optional dashed horizontal
+//! reference lines (AUROC's chance level 0.5: [`LinePlot::with_chance_line`]) and a legend to the
+//! right of the data, never over it. Several plots can be stacked as panels of one figure
+//! ([`save_figure`]).
 
-use super::font;
 use super::ReportError;
-use image::{Rgb, RgbImage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use std::path::Path;
+
+/// The embedded font (DejaVu Sans; its license is `assets/fonts/LICENSE`).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The family name the font is registered under.
+const FAMILY: &str = "sans-serif";
+/// Series with more points than this draw their standard errors as a band, not as bars.
+pub const BAND_FROM: usize = 15;
 
 /// One named line: points `(x, y)` drawn in order; non-finite points break the line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Standard error of each point's y (same length as `points`; a non-finite entry draws no
+    /// bar); `None` when the series has none.
+    pub se: Option<Vec<f64>>,
 }
 
 impl Series {
@@ -19,8 +34,27 @@ impl Series {
         Series {
             name: name.into(),
             points,
+            se: None,
         }
     }
+
+    /// Adds the standard error of each point (builder style).
+    pub fn with_se(mut self, se: Vec<f64>) -> Self {
+        self.se = Some(se);
+        self
+    }
+
+    /// The standard error of point `i`, if finite.
+    fn se_at(&self, i: usize) -> Option<f64> {
+        self.se.as_ref()?.get(i).copied().filter(|s| s.is_finite())
+    }
+}
+
+/// A dashed horizontal reference line with its legend label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefLine {
+    pub y: f64,
+    pub label: String,
 }
 
 /// A line plot.
@@ -32,6 +66,14 @@ pub struct LinePlot {
     pub series: Vec<Series>,
     /// Fixed y range (e.g. `(0, 1)` for AUROC); automatic when `None`.
     pub y_range: Option<(f64, f64)>,
+    /// Dashed horizontal lines (e.g. the chance level of an AUROC).
+    pub ref_lines: Vec<RefLine>,
+    /// An interval the automatic y range always covers (e.g. `(0.45, 1)` for an AUROC, so the
+    /// chance level shows while values near 1 keep their resolution).
+    pub y_include: Option<(f64, f64)>,
+    /// Shift the series sideways by a little each, so that equal points and their error bars
+    /// at the same x stay apart.
+    pub dodge: bool,
 }
 
 /// Series colours (Tableau 10).
@@ -53,52 +95,102 @@ pub fn color(i: usize) -> [u8; 3] {
     PALETTE[i % PALETTE.len()]
 }
 
-/// About `target` round tick values (steps 1, 2 or 5 × 10^k) covering `[lo, hi]`, and the step.
-pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
-    let span = (hi - lo).abs().max(1e-12);
-    let raw = span / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step + 1e-9).floor() as i64;
-    ((first..=last).map(|k| k as f64 * step).collect(), step)
+fn rgb(i: usize) -> RGBColor {
+    let [r, g, b] = color(i);
+    RGBColor(r, g, b)
 }
 
-/// A tick label with as many decimals as the step needs.
-pub fn tick_label(v: f64, step: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
+/// A closed interval `(lo, hi)` of an axis.
+type Range = (f64, f64);
+
+/// Grey of reference lines.
+const REF_GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// A tick label: at most 4 decimals, trailing zeros dropped; scientific for very large or
+/// very small magnitudes.
+pub fn tick_label(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { format!("{v}") };
     }
-    if v.abs() >= 1e5 || step < 1e-4 {
+    if v.abs() >= 1e5 || v.abs() < 1e-3 {
         return format!("{v:.1e}");
     }
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    format!("{v:.decimals$}")
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
 }
 
-/// Pixel geometry shared by both renderers.
-struct Frame {
-    w: f64,
-    h: f64,
-    left: f64,
-    right: f64,
-    top: f64,
-    bottom: f64,
-    x: (f64, f64),
-    y: (f64, f64),
+/// Registers the embedded font once.
+fn register_font() -> Result<(), ReportError> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ReportError::Invalid("the embedded plot font does not parse".into()))
+    }
 }
 
-impl Frame {
-    fn px(&self, x: f64) -> f64 {
-        self.left + (x - self.x.0) / (self.x.1 - self.x.0) * (self.w - self.left - self.right)
+/// `(lo, hi)` of finite values, widened when empty of extent.
+fn extent(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = v
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    if lo > hi {
+        None
+    } else if hi > lo {
+        Some((lo, hi))
+    } else {
+        Some((lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0)))
     }
-    fn py(&self, y: f64) -> f64 {
-        self.h - self.bottom - (y - self.y.0) / (self.y.1 - self.y.0) * (self.h - self.top - self.bottom)
+}
+
+/// Widens `(lo, hi)` by `f` of its span on each side.
+fn pad((lo, hi): (f64, f64), f: f64) -> (f64, f64) {
+    let d = f * (hi - lo);
+    (lo - d, hi + d)
+}
+
+/// Maximal runs of consecutive finite points, with their indices.
+fn runs(points: &[(f64, f64)]) -> Vec<Vec<(usize, (f64, f64))>> {
+    let mut out = vec![Vec::new()];
+    for (i, &(x, y)) in points.iter().enumerate() {
+        if x.is_finite() && y.is_finite() {
+            if let Some(last) = out.last_mut() {
+                last.push((i, (x, y)));
+            }
+        } else if out.last().is_some_and(|l| !l.is_empty()) {
+            out.push(Vec::new());
+        }
     }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
+/// A plotters error as a string (their error types are generic over the backend).
+fn msg<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Draws marker `kind` (circle, triangle, square, cross, cycling) at `at` in `area`'s coordinates.
+fn marker<DB, CT, C>(area: &DrawingArea<DB, CT>, at: C, kind: usize, c: RGBColor) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    CT: plotters::coord::CoordTranslate<From = C>,
+    C: Clone + 'static,
+{
+    let fill = c.filled();
+    match kind % 4 {
+        0 => area.draw(&(EmptyElement::at(at) + Circle::new((0, 0), 4, fill))),
+        1 => area.draw(&(EmptyElement::at(at) + TriangleMarker::new((0, 0), 6, fill))),
+        2 => area.draw(&(EmptyElement::at(at) + Rectangle::new([(-4, -4), (4, 4)], fill))),
+        _ => area.draw(&(EmptyElement::at(at) + Cross::new((0, 0), 5, c.stroke_width(2)))),
+    }
+    .map_err(msg)
 }
 
 impl LinePlot {
@@ -117,320 +209,277 @@ impl LinePlot {
         self
     }
 
-    fn frame(&self, width: u32, height: u32) -> Result<Frame, ReportError> {
-        if width < 120 || height < 90 {
-            return Err(ReportError::Invalid(format!(
-                "plot size {width}×{height} is below 120×90"
-            )));
+    /// Adds a dashed horizontal reference line (builder style).
+    pub fn with_ref_line(mut self, y: f64, label: impl Into<String>) -> Self {
+        self.ref_lines.push(RefLine { y, label: label.into() });
+        self
+    }
+
+    /// Adds the chance level of an AUROC, 0.5 (builder style).
+    pub fn with_chance_line(self) -> Self {
+        self.with_ref_line(0.5, "chance (0.5)")
+    }
+
+    /// An AUROC axis: automatic, but always covering [0.45, 1], with the chance line (builder
+    /// style).
+    pub fn auroc_axis(mut self) -> Self {
+        self.y_range = None;
+        self.y_include = Some((0.45, 1.0));
+        self.with_chance_line()
+    }
+
+    /// The x offset of series `i` when dodging: ±0.6 % of the x span per series, centred.
+    fn offset(&self, i: usize, span: f64) -> f64 {
+        if !self.dodge {
+            return 0.0;
         }
+        (i as f64 - (self.series.len() as f64 - 1.0) / 2.0) * 0.006 * span
+    }
+
+    /// The data ranges: x padded by 3 % a side, y by 5 % (2 % for a fixed range), with the
+    /// error bars and reference lines inside.
+    fn ranges(&self) -> Result<(Range, Range), ReportError> {
+        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
         let pts: Vec<(f64, f64)> = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().copied())
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .flat_map(|s| s.points.iter().filter(finite).copied())
             .collect();
-        if pts.is_empty() {
+        let Some(x) = extent(pts.iter().map(|p| p.0)) else {
             return Err(ReportError::Invalid(format!(
                 "plot '{}' has no finite points",
                 self.title
             )));
-        }
-        let range = |v: &mut dyn Iterator<Item = f64>| {
-            let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
-            if hi > lo {
-                (lo, hi)
-            } else {
-                (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0))
-            }
         };
-        let x = range(&mut pts.iter().map(|p| p.0));
         let y = match self.y_range {
-            Some((a, b)) if b > a => (a, b),
+            Some((a, b)) if b > a => pad((a, b), 0.02),
             _ => {
-                let (a, b) = range(&mut pts.iter().map(|p| p.1));
-                let pad = 0.05 * (b - a);
-                (a - pad, b + pad)
+                let ys = self.series.iter().flat_map(|s| {
+                    s.points.iter().enumerate().flat_map(move |(i, p)| {
+                        let e = s.se_at(i).unwrap_or(0.0);
+                        [p.1 - e, p.1 + e]
+                    })
+                });
+                let refs = self.ref_lines.iter().map(|r| r.y);
+                let include = self.y_include.into_iter().flat_map(|(a, b)| [a, b]);
+                pad(extent(ys.chain(refs).chain(include)).unwrap_or((0.0, 1.0)), 0.05)
             }
         };
-        Ok(Frame {
-            w: width as f64,
-            h: height as f64,
-            left: 64.0,
-            right: 16.0,
-            top: 30.0,
-            bottom: 44.0,
-            x,
-            y,
-        })
+        Ok((pad(x, 0.03), y))
+    }
+
+    /// Draws the plot into `area` (data on the left, legend on the right).
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let ((x0, x1), (y0, y1)) = self.ranges().map_err(msg)?;
+        let legend_font: TextStyle = (FAMILY, 14).into_font().color(&BLACK);
+        let mut entries: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
+        entries.extend(self.ref_lines.iter().map(|r| r.label.as_str()));
+        let widest = entries
+            .iter()
+            .map(|e| area.estimate_text_size(e, &legend_font).map(|s| s.0))
+            .try_fold(0u32, |m, w| w.map(|w| m.max(w)))
+            .map_err(msg)?;
+        let (w, _) = area.dim_in_pixel();
+        let legend_w = if entries.is_empty() {
+            0
+        } else {
+            (widest + widest / 10 + 56).min(w * 2 / 5)
+        };
+        let (plot_area, legend_area) = area.split_horizontally(w - legend_w);
+
+        let mut chart = ChartBuilder::on(&plot_area)
+            .caption(&self.title, (FAMILY, 20))
+            .margin(10)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(msg)?;
+        let fmt = |v: &f64| tick_label(*v);
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .axis_desc_style((FAMILY, 16))
+            .label_style((FAMILY, 14))
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&fmt)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .max_light_lines(0)
+            .draw()
+            .map_err(msg)?;
+        for r in &self.ref_lines {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x0, r.y), (x1, r.y)],
+                    8,
+                    6,
+                    REF_GREY.stroke_width(2),
+                ))
+                .map_err(msg)?;
+        }
+        let plotting = chart.plotting_area();
+        for (i, s) in self.series.iter().enumerate() {
+            let c = rgb(i);
+            let dx = self.offset(i, x1 - x0);
+            let shifted: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x + dx, y)).collect();
+            for run in runs(&shifted) {
+                let with_se: Vec<(f64, f64, f64)> = run
+                    .iter()
+                    .filter_map(|&(k, (x, y))| s.se_at(k).map(|e| (x, y, e)))
+                    .collect();
+                if run.len() > BAND_FROM && with_se.len() > 1 {
+                    let band: Vec<(f64, f64)> = with_se
+                        .iter()
+                        .map(|&(x, y, e)| (x, y + e))
+                        .chain(with_se.iter().rev().map(|&(x, y, e)| (x, y - e)))
+                        .collect();
+                    plotting.draw(&Polygon::new(band, c.mix(0.18).filled())).map_err(msg)?;
+                } else {
+                    for &(x, y, e) in &with_se {
+                        let bar = c.stroke_width(2);
+                        plotting
+                            .draw(&PathElement::new([(x, y - e), (x, y + e)], bar))
+                            .map_err(msg)?;
+                        for end in [y - e, y + e] {
+                            plotting
+                                .draw(&(EmptyElement::at((x, end)) + PathElement::new([(-5, 0), (5, 0)], bar)))
+                                .map_err(msg)?;
+                        }
+                    }
+                }
+                let line: Vec<(f64, f64)> = run.iter().map(|&(_, p)| p).collect();
+                plotting
+                    .draw(&PathElement::new(line.clone(), c.stroke_width(2)))
+                    .map_err(msg)?;
+                if run.len() <= 2 * BAND_FROM {
+                    for p in line {
+                        marker(plotting, p, i, c)?;
+                    }
+                }
+            }
+        }
+        // The legend: one row per series, then the reference lines.
+        let row = 24;
+        let top = 44;
+        for (k, name) in entries.iter().enumerate() {
+            let y = top + row * k as i32;
+            if k < self.series.len() {
+                let c = rgb(k);
+                legend_area
+                    .draw(&PathElement::new([(8, y), (36, y)], c.stroke_width(2)))
+                    .map_err(msg)?;
+                marker(&legend_area, (22, y), k, c)?;
+            } else {
+                legend_area
+                    .draw(&PathElement::new([(8, y), (16, y)], REF_GREY.stroke_width(2)))
+                    .map_err(msg)?;
+                legend_area
+                    .draw(&PathElement::new([(24, y), (36, y)], REF_GREY.stroke_width(2)))
+                    .map_err(msg)?;
+            }
+            let style = legend_font.clone().pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            legend_area
+                .draw(&Text::new(name.to_string(), (44, y), style))
+                .map_err(msg)?;
+        }
+        Ok(())
     }
 
     /// The plot as an SVG document.
     pub fn to_svg(&self, width: u32, height: u32) -> Result<String, ReportError> {
-        let f = self.frame(width, height)?;
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        };
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        );
-        s += &format!("<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n");
-        let (x0, x1, y0, y1) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
-        s += &format!(
-            "<rect x=\"{x0}\" y=\"{y0}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n",
-            x1 - x0,
-            y1 - y0
-        );
-        let (xt, xs) = nice_ticks(f.x.0, f.x.1, 6);
-        for t in &xt {
-            let p = f.px(*t);
-            s += &format!(
-                "<line x1=\"{p:.2}\" y1=\"{y1}\" x2=\"{p:.2}\" y2=\"{}\" stroke=\"black\"/>\n",
-                y1 + 5.0
-            );
-            s += &format!(
-                "<text x=\"{p:.2}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                y1 + 18.0,
-                esc(&tick_label(*t, xs))
-            );
-        }
-        let (yt, ys) = nice_ticks(f.y.0, f.y.1, 5);
-        for t in &yt {
-            let p = f.py(*t);
-            s += &format!(
-                "<line x1=\"{}\" y1=\"{p:.2}\" x2=\"{x0}\" y2=\"{p:.2}\" stroke=\"black\"/>\n",
-                x0 - 5.0
-            );
-            s += &format!("<line x1=\"{x0}\" y1=\"{p:.2}\" x2=\"{x1}\" y2=\"{p:.2}\" stroke=\"#dddddd\"/>\n");
-            s += &format!(
-                "<text x=\"{}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>\n",
-                x0 - 8.0,
-                p + 4.0,
-                esc(&tick_label(*t, ys))
-            );
-        }
-        s += &format!(
-            "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
-            f.w / 2.0,
-            esc(&self.title)
-        );
-        s += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            (x0 + x1) / 2.0,
-            f.h - 8.0,
-            esc(&self.x_label)
-        );
-        s += &format!(
-            "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0})\">{1}</text>\n",
-            (y0 + y1) / 2.0,
-            esc(&self.y_label)
-        );
-        for (i, ser) in self.series.iter().enumerate() {
-            let [r, g, b] = color(i);
-            for run in runs(&ser.points) {
-                let pts: Vec<String> = run
-                    .iter()
-                    .map(|&(x, y)| format!("{:.2},{:.2}", f.px(x), f.py(y)))
-                    .collect();
-                s += &format!(
-                    "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>\n",
-                    pts.join(" ")
-                );
-            }
-            let ly = y0 + 14.0 + 16.0 * i as f64;
-            s += &format!(
-                "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>\n",
-                x0 + 8.0,
-                x0 + 28.0
-            );
-            s += &format!(
-                "<text x=\"{}\" y=\"{}\">{}</text>\n",
-                x0 + 32.0,
-                ly + 4.0,
-                esc(&ser.name)
-            );
-        }
-        s += "</svg>\n";
-        Ok(s)
+        figure_svg(std::slice::from_ref(self), width, height)
     }
 
     /// The plot rasterized to an RGB image.
-    pub fn to_png(&self, width: u32, height: u32) -> Result<RgbImage, ReportError> {
-        let f = self.frame(width, height)?;
-        let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-        let black = [0, 0, 0];
-        let (x0, x1, y0, y1) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
-        let (xt, xs) = nice_ticks(f.x.0, f.x.1, 6);
-        let (yt, ys) = nice_ticks(f.y.0, f.y.1, 5);
-        for t in &yt {
-            line(&mut img, (x0, f.py(*t)), (x1, f.py(*t)), [221, 221, 221], 1);
-        }
-        for (a, b) in [
-            ((x0, y0), (x1, y0)),
-            ((x1, y0), (x1, y1)),
-            ((x1, y1), (x0, y1)),
-            ((x0, y1), (x0, y0)),
-        ] {
-            line(&mut img, a, b, black, 1);
-        }
-        for t in &xt {
-            let p = f.px(*t);
-            line(&mut img, (p, y1), (p, y1 + 5.0), black, 1);
-            let l = tick_label(*t, xs);
-            text(
-                &mut img,
-                &l,
-                p - font::text_width(&l, 2) as f64 / 2.0,
-                y1 + 9.0,
-                2,
-                black,
-            );
-        }
-        for t in &yt {
-            let p = f.py(*t);
-            line(&mut img, (x0 - 5.0, p), (x0, p), black, 1);
-            let l = tick_label(*t, ys);
-            text(
-                &mut img,
-                &l,
-                x0 - 8.0 - font::text_width(&l, 2) as f64,
-                p - 5.0,
-                2,
-                black,
-            );
-        }
-        text(
-            &mut img,
-            &self.title,
-            f.w / 2.0 - font::text_width(&self.title, 2) as f64 / 2.0,
-            8.0,
-            2,
-            black,
-        );
-        let xl = font::text_width(&self.x_label, 2) as f64;
-        text(
-            &mut img,
-            &self.x_label,
-            (x0 + x1) / 2.0 - xl / 2.0,
-            f.h - 16.0,
-            2,
-            black,
-        );
-        // The y label sits above the axis, written horizontally (the bitmap font does not rotate).
-        text(&mut img, &self.y_label, 4.0, y0 - 13.0, 2, black);
-        for (i, ser) in self.series.iter().enumerate() {
-            let c = color(i);
-            for run in runs(&ser.points) {
-                for w in run.windows(2) {
-                    line(
-                        &mut img,
-                        (f.px(w[0].0), f.py(w[0].1)),
-                        (f.px(w[1].0), f.py(w[1].1)),
-                        c,
-                        2,
-                    );
-                }
-                if run.len() == 1 {
-                    line(
-                        &mut img,
-                        (f.px(run[0].0), f.py(run[0].1)),
-                        (f.px(run[0].0), f.py(run[0].1)),
-                        c,
-                        3,
-                    );
-                }
-            }
-            let ly = y0 + 14.0 + 16.0 * i as f64;
-            line(&mut img, (x0 + 8.0, ly), (x0 + 28.0, ly), c, 2);
-            text(&mut img, &ser.name, x0 + 32.0, ly - 5.0, 2, black);
-        }
-        Ok(img)
+    pub fn to_png(&self, width: u32, height: u32) -> Result<image::RgbImage, ReportError> {
+        figure_rgb(std::slice::from_ref(self), width, height)
     }
 
     /// Writes `path` as SVG or PNG by its extension (`.svg` / `.png`), atomically.
     pub fn save(&self, path: &Path, width: u32, height: u32) -> Result<(), ReportError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("svg") => super::json::write_atomic(path, self.to_svg(width, height)?.as_bytes()),
-            Some("png") => {
-                let img = self.to_png(width, height)?;
-                let mut bytes = Vec::new();
-                img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-                    .map_err(|source| ReportError::Image {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                super::json::write_atomic(path, &bytes)
-            }
-            _ => Err(ReportError::Invalid(format!(
-                "{}: plot files must end in .svg or .png",
-                path.display()
-            ))),
-        }
+        save_figure(path, std::slice::from_ref(self), width, height)
     }
 }
 
-/// Maximal runs of consecutive finite points.
-fn runs(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
-    let mut out = vec![Vec::new()];
-    for &(x, y) in points {
-        if x.is_finite() && y.is_finite() {
-            if let Some(last) = out.last_mut() {
-                last.push((x, y));
-            }
-        } else if out.last().is_some_and(|l| !l.is_empty()) {
-            out.push(Vec::new());
-        }
+/// Checks the size and that every panel has data.
+fn check(plots: &[LinePlot], width: u32, height: u32) -> Result<(), ReportError> {
+    let panels = plots.len().max(1) as u32;
+    if width < 240 || height / panels < 160 {
+        return Err(ReportError::Invalid(format!(
+            "plot size {width}×{height} for {panels} panel(s) is below 240×160 a panel"
+        )));
     }
-    out.retain(|r| !r.is_empty());
-    out
+    if plots.is_empty() {
+        return Err(ReportError::Invalid("a figure needs at least one plot".into()));
+    }
+    for p in plots {
+        p.ranges()?;
+    }
+    register_font()
 }
 
-fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, Rgb(c));
+/// Draws `plots` stacked top to bottom on a white `root`.
+fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plots: &[LinePlot]) -> Result<(), String> {
+    root.fill(&WHITE).map_err(msg)?;
+    for (p, area) in plots.iter().zip(root.split_evenly((plots.len(), 1))) {
+        p.draw(&area)?;
     }
+    root.present().map_err(msg)
 }
 
-/// A line of `thickness` pixels by Bresenham's algorithm (a square brush at each step).
-fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: [u8; 3], thickness: i64) {
-    let (mut x, mut y) = (a.0.round() as i64, a.1.round() as i64);
-    let (xe, ye) = (b.0.round() as i64, b.1.round() as i64);
-    let (dx, dy) = ((xe - x).abs(), -(ye - y).abs());
-    let (sx, sy) = (if x < xe { 1 } else { -1 }, if y < ye { 1 } else { -1 });
-    let mut err = dx + dy;
-    let lo = -(thickness - 1) / 2;
-    let hi = thickness / 2;
-    loop {
-        for oy in lo..=hi {
-            for ox in lo..=hi {
-                put(img, x + ox, y + oy, c);
-            }
-        }
-        if x == xe && y == ye {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
+/// `plots` stacked as panels of one SVG document.
+pub fn figure_svg(plots: &[LinePlot], width: u32, height: u32) -> Result<String, ReportError> {
+    check(plots, width, height)?;
+    let mut s = String::new();
+    render(
+        SVGBackend::with_string(&mut s, (width, height)).into_drawing_area(),
+        plots,
+    )
+    .map_err(|e| ReportError::Invalid(format!("drawing '{}': {e}", plots[0].title)))?;
+    Ok(s)
 }
 
-fn text(img: &mut RgbImage, s: &str, x: f64, y: f64, scale: usize, c: [u8; 3]) {
-    font::render(s, x.round() as i64, y.round() as i64, scale, |px, py| {
-        put(img, px, py, c)
-    });
+/// `plots` stacked as panels of one RGB image.
+pub fn figure_rgb(plots: &[LinePlot], width: u32, height: u32) -> Result<image::RgbImage, ReportError> {
+    check(plots, width, height)?;
+    let mut buf = vec![255u8; width as usize * height as usize * 3];
+    render(
+        BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area(),
+        plots,
+    )
+    .map_err(|e| ReportError::Invalid(format!("drawing '{}': {e}", plots[0].title)))?;
+    image::RgbImage::from_raw(width, height, buf)
+        .ok_or_else(|| ReportError::Invalid(format!("plot buffer of {width}×{height} has the wrong size")))
+}
+
+/// Writes `plots`, stacked as panels, to `path` as SVG or PNG by its extension, atomically.
+pub fn save_figure(path: &Path, plots: &[LinePlot], width: u32, height: u32) -> Result<(), ReportError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("svg") => super::json::write_atomic(path, figure_svg(plots, width, height)?.as_bytes()),
+        Some("png") => {
+            let img = figure_rgb(plots, width, height)?;
+            let mut bytes = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .map_err(|source| ReportError::Image {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            super::json::write_atomic(path, &bytes)
+        }
+        _ => Err(ReportError::Invalid(format!(
+            "{}: plot files must end in .svg or .png",
+            path.display()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -438,78 +487,95 @@ mod tests {
     use super::*;
 
     fn plot() -> LinePlot {
-        LinePlot::new("AUROC vs iterations <test>", "iteration", "AUROC")
-            .with_series(Series::new("entropy & co", vec![(0.0, 0.5), (10.0, 0.7), (20.0, 0.9)]))
+        LinePlot::new("AUROC vs |Q| <test>", "|Q|", "AUROC")
+            .with_series(
+                Series::new("entropy & co", vec![(10.0, 0.5), (20.0, 0.7), (50.0, 0.9)])
+                    .with_se(vec![0.05, 0.04, 0.02]),
+            )
             .with_series(Series::new(
                 "disagreement",
-                vec![(0.0, 0.4), (10.0, f64::NAN), (20.0, 0.8)],
+                vec![(10.0, 0.4), (20.0, f64::NAN), (50.0, 0.8)],
             ))
-    }
-
-    /// A minimal well-formedness check: every element opened is closed in order, attributes quoted.
-    fn well_formed(svg: &str) -> Result<(), String> {
-        let mut stack: Vec<String> = Vec::new();
-        let mut rest = svg;
-        while let Some(i) = rest.find('<') {
-            let j = rest[i..].find('>').ok_or("unclosed tag")? + i;
-            let tag = &rest[i + 1..j];
-            if !tag.matches('"').count().is_multiple_of(2) {
-                return Err(format!("unbalanced quotes in <{tag}>"));
-            }
-            if let Some(name) = tag.strip_prefix('/') {
-                if stack.pop().as_deref() != Some(name) {
-                    return Err(format!("mismatched </{name}>"));
-                }
-            } else if !tag.ends_with('/') {
-                stack.push(tag.split_whitespace().next().unwrap_or("").to_string());
-            }
-            if rest[i + 1..j].contains('<') {
-                return Err("'<' inside a tag".into());
-            }
-            rest = &rest[j + 1..];
-        }
-        if stack.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("unclosed {stack:?}"))
-        }
+            .with_chance_line()
     }
 
     #[test]
-    fn svg_is_well_formed_with_axes_and_legend() {
+    fn svg_has_escaped_text_axes_legend_and_chance_line() {
         let svg = plot().to_svg(640, 400).unwrap();
-        well_formed(&svg).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("&lt;test&gt;") && svg.contains("entropy &amp; co"));
-        // Series 1 is split by its NaN into two runs: 1 + 2 polylines.
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains(">0.6<") && svg.contains(">10<"), "tick labels present");
-        assert!(well_formed("<svg><g></svg>").is_err());
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("&lt;test&gt;") && svg.contains("entropy &amp; co"));
+        assert!(svg.contains("chance (0.5)") && svg.contains("disagreement"));
+        assert!(svg.contains("\n0.6\n") && svg.contains("\n30\n"), "tick labels present");
     }
 
     #[test]
     fn png_decodes_with_the_right_size_and_series_colours() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("fig.png");
-        plot().save(&p, 480, 320).unwrap();
+        plot().save(&p, 640, 400).unwrap();
         let img = image::open(&p).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (480, 320));
+        assert_eq!(img.dimensions(), (640, 400));
         let count = |c: [u8; 3]| img.pixels().filter(|px| px.0 == c).count();
         assert!(count(color(0)) > 200, "series 0 drawn");
-        assert!(count(color(1)) > 20, "series 1 drawn");
-        assert!(count([0, 0, 0]) > 500, "axes and text drawn");
-        plot().save(&dir.path().join("fig.svg"), 480, 320).unwrap();
-        assert!(plot().save(&dir.path().join("fig.gif"), 480, 320).is_err());
+        assert!(count(color(1)) > 50, "series 1 drawn");
+        let dark = img.pixels().filter(|px| px.0.iter().all(|&v| v < 80)).count();
+        assert!(dark > 500, "axes and text drawn ({dark} dark pixels)");
+        plot().save(&dir.path().join("fig.svg"), 640, 400).unwrap();
+        assert!(plot().save(&dir.path().join("fig.gif"), 640, 400).is_err());
         assert!(LinePlot::new("empty", "x", "y").to_svg(400, 300).is_err());
+        assert!(plot().to_png(100, 80).is_err());
+    }
+
+    /// Two stacked panels each draw their series; 40 points with standard errors draw a band.
+    #[test]
+    fn panels_stack_and_many_points_draw_a_band() {
+        let n = 40;
+        let pts: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, (i as f64).sqrt())).collect();
+        let a =
+            LinePlot::new("reward", "iteration", "r").with_series(Series::new("r", pts.clone()).with_se(vec![0.3; n]));
+        let b = LinePlot::new("loss", "iteration", "l").with_series(Series::new("l", pts));
+        let img = figure_rgb(&[a, b], 640, 640).unwrap();
+        let [r, g, bl] = color(0);
+        // The band is the series colour mixed 18 % into white.
+        let tint = |v: u8| (255.0 - 0.18 * (255.0 - v as f64)).round() as i32;
+        let band = img
+            .pixels()
+            .filter(|p| {
+                (p.0[0] as i32 - tint(r)).abs() <= 2
+                    && (p.0[1] as i32 - tint(g)).abs() <= 2
+                    && (p.0[2] as i32 - tint(bl)).abs() <= 2
+            })
+            .count();
+        assert!(band > 1000, "band drawn ({band} pixels)");
+        let top = (0..320).flat_map(|y| (0..640).map(move |x| (x, y)));
+        let bottom = (320..640).flat_map(|y| (0..640).map(move |x| (x, y)));
+        let colored =
+            |it: &mut dyn Iterator<Item = (u32, u32)>| it.filter(|&(x, y)| img.get_pixel(x, y).0 == color(0)).count();
+        assert!(colored(&mut top.into_iter()) > 100 && colored(&mut bottom.into_iter()) > 100);
+    }
+
+    /// An AUROC axis keeps the chance level in view and spends the rest on the data; dodging
+    /// moves series apart only when asked.
+    #[test]
+    fn auroc_axis_covers_chance_and_dodge_separates() {
+        let p = LinePlot::new("a", "|Q|", "AUROC")
+            .with_series(Series::new("x", vec![(10.0, 0.9), (50.0, 1.0)]))
+            .with_series(Series::new("y", vec![(10.0, 0.95), (50.0, 1.0)]))
+            .auroc_axis();
+        let (_, (lo, hi)) = p.ranges().unwrap();
+        assert!(lo < 0.45 && lo > 0.4 && hi > 1.0 && hi < 1.05, "{lo} {hi}");
+        assert_eq!(p.offset(0, 40.0), 0.0);
+        let mut d = p.clone();
+        d.dodge = true;
+        assert!(d.offset(0, 40.0) < 0.0 && d.offset(1, 40.0) > 0.0);
     }
 
     #[test]
-    fn ticks_are_round_and_cover_the_range() {
-        let (t, s) = nice_ticks(0.03, 0.97, 5);
-        assert_eq!(s, 0.2);
-        assert_eq!(t.len(), 4); // 0.2 0.4 0.6 0.8
-        assert!((t[0] - 0.2).abs() < 1e-12);
-        assert_eq!(tick_label(0.4, 0.2), "0.4");
-        assert_eq!(tick_label(50.0, 10.0), "50");
-        assert_eq!(nice_ticks(0.0, 100.0, 5).0.len(), 6);
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(0.4), "0.4");
+        assert_eq!(tick_label(0.30000000000000004), "0.3");
+        assert_eq!(tick_label(50.0), "50");
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(2e-5), "2.0e-5");
     }
 }

@@ -292,26 +292,34 @@ pub fn markdown(rows: &[SummaryRow]) -> Result<String, ShiftError> {
     Ok(t.to_markdown())
 }
 
-/// AUROC against |Q|, one line per detector (mean over the shifts).
+/// AUROC against |Q|, one line per detector (mean over the shifts), with ± one standard error
+/// (Hanley–McNeil per shift, combined as the standard error of the mean over the shifts) and
+/// the chance level.
 pub fn auroc_plot(rows: &[SummaryRow]) -> LinePlot {
-    let mut by: BTreeMap<&str, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    // detector -> |Q| -> [(auroc, se)]
+    type BySize = BTreeMap<usize, Vec<(f64, f64)>>;
+    let mut by: BTreeMap<&str, BySize> = BTreeMap::new();
     for r in rows {
         by.entry(r.detector.as_str())
             .or_default()
             .entry(r.size)
             .or_default()
-            .push(r.auroc);
+            .push((r.auroc, r.auroc_se));
     }
-    let mut plot = LinePlot::new("Shift detection: AUROC vs |Q|", "|Q|", "AUROC");
-    plot.y_range = Some((0.0, 1.0));
+    let mut plot = LinePlot::new("Shift detection: AUROC vs |Q| (mean over shifts)", "|Q|", "AUROC");
+    plot.dodge = true;
     for (det, sizes) in by {
-        let pts = sizes
+        let (pts, se): (Vec<(f64, f64)>, Vec<f64>) = sizes
             .into_iter()
-            .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
-            .collect();
-        plot = plot.with_series(Series::new(det, pts));
+            .map(|(s, v)| {
+                let k = v.len() as f64;
+                let mean = v.iter().map(|p| p.0).sum::<f64>() / k;
+                ((s as f64, mean), v.iter().map(|p| p.1 * p.1).sum::<f64>().sqrt() / k)
+            })
+            .unzip();
+        plot = plot.with_series(Series::new(det, pts).with_se(se));
     }
-    plot
+    plot.auroc_axis()
 }
 
 /// Writes `results.json`, `results.md` and `auroc.{png,svg}` into `out`.

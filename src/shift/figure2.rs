@@ -6,7 +6,7 @@
 //! over the queries of each kind. Written as `figure2.json` and `figure2_{auroc,cdc}.{png,svg}`.
 
 use super::experiment::Cell;
-use super::stats::auroc;
+use super::stats::{auroc, auroc_se_hanley_mcneil};
 use super::ShiftError;
 use crate::report::json::write_json;
 use crate::report::plot::{LinePlot, Series};
@@ -120,20 +120,28 @@ pub fn write_figure2(out: &Path, curves: &[IterCurve]) -> Result<(), ShiftError>
         "iteration",
         "AUROC",
     );
-    au.y_range = Some((0.0, 1.0));
-    let mut cdc = LinePlot::new("Meta-Detectron: CDC loss along fine-tuning", "iteration", "l_cdc");
+    let mut cdc = LinePlot::new("Meta-Detectron: CDC loss along fine-tuning", "iteration", "CDC loss");
     let mut by_size: BTreeMap<usize, Vec<&IterCurve>> = BTreeMap::new();
     curves.iter().for_each(|c| by_size.entry(c.size).or_default().push(c));
     for (size, cs) in &by_size {
-        let label = format!("|Q|={size}");
-        au = au.with_series(Series::new(
-            label.clone(),
-            by_iteration(&mean_series(cs.iter().map(|c| &c.auroc))),
-        ));
+        let label = format!("|Q| = {size}");
+        let mean = mean_series(cs.iter().map(|c| &c.auroc));
+        // ± one standard error: Hanley–McNeil per shift, over the mean of the shifts.
+        let se: Vec<f64> = (0..mean.len())
+            .map(|i| {
+                let v: f64 = cs
+                    .iter()
+                    .map(|c| auroc_se_hanley_mcneil(c.auroc[i], c.n_null, c.n_shift).powi(2))
+                    .sum();
+                v.sqrt() / cs.len() as f64
+            })
+            .collect();
+        au = au.with_series(Series::new(label.clone(), by_iteration(&mean)).with_se(se));
         let shifted = mean_series(cs.iter().map(|c| &c.cdc_shift));
-        cdc = cdc.with_series(Series::new(format!("{label} shifted"), by_iteration(&shifted)));
-        cdc = cdc.with_series(Series::new(format!("{label} null"), by_iteration(&cs[0].cdc_null)));
+        cdc = cdc.with_series(Series::new(format!("{label}, shifted"), by_iteration(&shifted)));
+        cdc = cdc.with_series(Series::new(format!("{label}, null"), by_iteration(&cs[0].cdc_null)));
     }
+    let au = au.auroc_axis();
     for (plot, stem) in [(&au, "figure2_auroc"), (&cdc, "figure2_cdc")] {
         plot.save(&out.join(format!("{stem}.png")), 720, 480)?;
         plot.save(&out.join(format!("{stem}.svg")), 720, 480)?;

@@ -92,6 +92,20 @@ impl DetectionResult {
         } else {
             ("no shift", "≤")
         };
+        if self.method == "oracle-error" {
+            // The statistic is f's error rate on Q, the threshold the critical rate: percentages.
+            return format!(
+                "{}: {} (error rate {:.2}% {} critical {:.2}%, p = {}, |Q| = {}, seed {})",
+                self.method,
+                word,
+                100.0 * self.statistic,
+                cmp,
+                100.0 * self.threshold,
+                num(self.p_value),
+                self.n_query,
+                self.seed
+            );
+        }
         format!(
             "{}: {} (statistic {} {} threshold {}, p = {}, |Q| = {}, seed {})",
             self.method,
@@ -163,6 +177,8 @@ mod tests {
             l.contains("|Q| = 50") && l.contains("0.4100") && l.contains("4.000e-4"),
             "{l}"
         );
+        let l = DetectionResult::new("oracle-error", 0.35, 0.2, 0.01, true, 20, 0).verdict_line();
+        assert!(l.contains("error rate 35.00% > critical 20.00%"), "{l}");
         let l = DetectionResult::new("mmd", 0.01, 0.02, 0.4, false, 10, 1).verdict_line();
         assert!(l.contains("no shift"), "{l}");
     }

@@ -464,6 +464,20 @@ pub fn auroc_se(negatives: &[f64], positives: &[f64]) -> Result<f64, ShiftError>
     Ok((var(&v10) / v10.len() as f64 + var(&v01) / v01.len() as f64).sqrt())
 }
 
+/// Standard error of an AUROC `a` from `n_neg` negatives and `n_pos` positives (Hanley &
+/// McNeil 1982, "The meaning and use of the area under a ROC curve", eq. 2):
+/// `SE² = (a(1−a) + (n_pos−1)(Q1−a²) + (n_neg−1)(Q2−a²)) / (n_pos·n_neg)`, `Q1 = a/(2−a)`,
+/// `Q2 = 2a²/(1+a)`. NaN when either count is 0.
+pub fn auroc_se_hanley_mcneil(a: f64, n_neg: usize, n_pos: usize) -> f64 {
+    if n_neg == 0 || n_pos == 0 {
+        return f64::NAN;
+    }
+    let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+    let (m, n) = (n_pos as f64, n_neg as f64);
+    let v = (a * (1.0 - a) + (m - 1.0) * (q1 - a * a) + (n - 1.0) * (q2 - a * a)) / (m * n);
+    v.max(0.0).sqrt()
+}
+
 /// True-positive rate at significance α.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct TprAtAlpha {
@@ -767,13 +781,6 @@ mod tests {
     const NEG: [f64; 10] = [0.1, 0.4, 0.35, 0.8, 0.2, 0.5, 0.5, 0.05, 0.3, 0.6];
     const POS: [f64; 8] = [0.9, 0.5, 0.7, 0.65, 0.8, 0.95, 0.3, 0.55];
 
-    /// Reference (sklearn):
-    /// ```python
-    /// from sklearn.metrics import roc_auc_score, roc_curve
-    /// yt=[0]*len(NEG)+[1]*len(POS); s=NEG+POS; roc_auc_score(yt,s)            # 0.825
-    /// fpr,tpr,thr=roc_curve(yt,s,drop_intermediate=False)
-    /// for a in [0.05,0.1,0.2,0.3]: i=np.searchsorted(fpr,a,'right')-1; print(tpr[i], thr[i], fpr[i])
-    /// ```
     #[test]
     fn delong_se_matches_a_hand_computation() {
         // neg {0, 1}, pos {0.5, 2}: ψ = [[1, 1], [0, 1]] (rows neg, columns pos); AUROC 0.75.
@@ -788,6 +795,22 @@ mod tests {
         assert!(auroc_se(&[], &[1.0]).is_err());
     }
 
+    #[test]
+    fn auroc_se_follows_hanley_mcneil() {
+        // a = 0.5: Q1 = Q2 = 1/3, SE² = (1/4 + (m + n − 2)/12) / (m n) = 1.75 / 100 for m = n = 10.
+        assert!((auroc_se_hanley_mcneil(0.5, 10, 10) - 0.0175f64.sqrt()).abs() < 1e-12);
+        assert_eq!(auroc_se_hanley_mcneil(1.0, 10, 20), 0.0);
+        assert!(auroc_se_hanley_mcneil(0.8, 50, 50) < auroc_se_hanley_mcneil(0.8, 10, 10));
+        assert!(auroc_se_hanley_mcneil(0.7, 0, 10).is_nan());
+    }
+
+    /// Reference (sklearn):
+    /// ```python
+    /// from sklearn.metrics import roc_auc_score, roc_curve
+    /// yt=[0]*len(NEG)+[1]*len(POS); s=NEG+POS; roc_auc_score(yt,s)            # 0.825
+    /// fpr,tpr,thr=roc_curve(yt,s,drop_intermediate=False)
+    /// for a in [0.05,0.1,0.2,0.3]: i=np.searchsorted(fpr,a,'right')-1; print(tpr[i], thr[i], fpr[i])
+    /// ```
     #[test]
     fn auroc_and_tpr_match_sklearn() {
         assert!(close(auroc(&NEG, &POS).unwrap(), 0.825, 1e-12));

@@ -82,7 +82,7 @@ pub struct AmConfig {
     /// of factor [`BEST_REWARD_EMA`]) instead of the last one ([`super::meta::fine_tune`]). A sharp
     /// tilt can concentrate the law until one Adam step throws the whole batch off (MNIST, λ 300:
     /// batch reward −0.13 ± 0.04 at iteration 89, −39 ± 43 at 90, 4 of 5 classifiers at chance
-    /// after 100; RESULTS.md, session 19). The selection uses the training reward only; the kept
+    /// after 100). The selection uses the training reward only; the kept
     /// field is the one the caller saw at that iteration (the Polyak average when `ema` > 0).
     #[serde(default)]
     pub keep_best: bool,

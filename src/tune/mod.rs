@@ -22,7 +22,6 @@ pub mod field;
 pub mod flow_field;
 pub mod gaussian;
 pub mod meta;
-pub mod plot;
 pub mod reward;
 pub mod sde;
 pub mod temperature;

@@ -7,7 +7,7 @@
 //! neither does CE* while s* stays inside the bounds, so −CE* does not reward shrinking the logits:
 //! from a base law of confidently wrong classifiers (CE above ln C) plain −CE is raised fastest by
 //! flattening the output toward the uniform predictor (CE = ln C), a trap Adjoint Matching falls
-//! into on CIFAR-10 (RESULTS.md, sessions 17 and 19).
+//! into on CIFAR-10 (RESULTS.md, the reach of fine-tuning).
 //!
 //! The objective is convex in s: g'(s) = (1/n) Σ_i (E_{p_s}[f_i] − f_{i,y_i}),
 //! g''(s) = (1/n) Σ_i Var_{p_s}[f_i] ≥ 0, with p_s = softmax(s f_i); s* is found by bisection on

@@ -3,8 +3,7 @@
 //!
 //! Adjoint Matching is a local method: its regression follows the reward gradient along the
 //! trajectories it samples, and on MNIST level 2 it ends on one narrow mode near 74 % while the
-//! base law it tilts also generates (rarely: 1 in 256) classifiers near 90 % (RESULTS.md, session
-//! 21). The tilted target p_base·exp(λ r) puts its mass on those rare classifiers, so a warm
+//! base law it tilts also generates (rarely: 1 in 256) classifiers near 90 %. The tilted target p_base·exp(λ r) puts its mass on those rare classifiers, so a warm
 //! start that begins the fine-tuning there is a step toward the same target, not a new one:
 //!
 //! 1. draw N candidates from the base law (the memoryless SDE the fine-tuning samples);
@@ -20,7 +19,7 @@
 //!    adjoint and the regression keep using the base velocity). Tilting the warm-started law
 //!    instead (its field as v_base) does not move: a field distilled onto a few points maps its
 //!    neighbourhood onto them, so the lean adjoint carried back through its Jacobian all but
-//!    vanishes (MNIST level 2: 65.7 → 64.4 % in 100 iterations; RESULTS.md, session 22).
+//!    vanishes (MNIST level 2: 65.7 → 64.4 % in 100 iterations).
 
 use super::field::{TrainableField, Whitening};
 use super::{check_finite, check_len, TuneError};
