@@ -128,6 +128,7 @@ fn every_help_follows_the_conventions() {
             if !a.get_possible_values().is_empty()
                 && a.get_action().takes_values()
                 && !text.contains("possible values: ")
+                && !text.contains("Possible values:")
             {
                 failures.push(format!("{name}: --{long} shows no [possible values]"));
             }

@@ -126,9 +126,15 @@ pub fn images_from_buffer(
         .checked_mul(per)
         .and_then(|v| v.checked_mul(ty.size()))
         .ok_or_else(|| format!("{what}: shape {shape:?} overflows"))?;
-    if data.len() != want || per == 0 || n == 0 {
+    if per == 0 {
+        return Err(format!("{what}: image shape {shape:?} has an empty dimension"));
+    }
+    if n == 0 {
+        return Err(format!("{what}: shape {shape:?} holds no image"));
+    }
+    if data.len() != want {
         return Err(format!(
-            "{what}: shape {shape:?} needs {want} bytes, got {} (or holds no image)",
+            "{what}: shape {shape:?} needs {want} bytes, got {}",
             data.len()
         ));
     }
