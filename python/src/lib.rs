@@ -99,7 +99,8 @@ impl PyDetector {
             detectron: DetectronConfig {
                 alpha,
                 threads,
-                ..DetectronConfig::default()
+                // A saved detector keeps P's n-reference images only: the fast budget.
+                ..DetectronConfig::for_budget(weightflow::shift::Budget::Fast)
             },
             meta_detectron: MetaDetectronConfig {
                 alpha,
