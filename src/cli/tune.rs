@@ -414,10 +414,13 @@ fn tune(a: TuneArgs) -> anyhow::Result<()> {
     let mut curve = vec![(0, bm, bs)];
     curve.extend(eval_curve.iter().copied());
     curve.push((a.iters, am_, as_));
-    let plot_path = a.out.join("tune.svg");
-    let figure = tune_figure(&stats, &curve, a.eval_models);
-    save_figure(&plot_path, &figure, 720, 900)?;
-    save_figure(&plot_path.with_extension("png"), &figure, 720, 900)?;
+    // no iteration (`--iters 0`) leaves nothing to plot
+    let plot_path = (!stats.is_empty()).then(|| a.out.join("tune.svg"));
+    if let Some(path) = &plot_path {
+        let figure = tune_figure(&stats, &curve, a.eval_models);
+        save_figure(path, &figure, 720, 900)?;
+        save_figure(&path.with_extension("png"), &figure, 720, 900)?;
+    }
     let mut out = serde_json::json!({
         "meta": a.meta, "out": a.out, "reward": name(&a.reward), "data": a.data, "eval": eval_spec, "iters": a.iters,
         "config": cfg, "degenerate_scale": a.degenerate_scale, "reward_batch": a.reward_batch,
@@ -481,7 +484,9 @@ fn tune(a: TuneArgs) -> anyhow::Result<()> {
             "fine-tuned meta-model in {}; log {}; plot {}",
             a.out.display(),
             log_path.display(),
-            plot_path.display()
+            plot_path
+                .as_ref()
+                .map_or("none (no iteration)".to_string(), |p| p.display().to_string())
         );
     }
     Ok(())
