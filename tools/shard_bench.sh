@@ -17,7 +17,7 @@ if [ ! -f meta/meta.safetensors ] && [ ! -d meta ]; then
   "$B" flow train --zoo zoo --out meta --iterations 50 --width 32 --threads 2 --quiet
 fi
 G=(experiment shift --source "$S:test" --shifted "synthetic:shapes-shift,n=1500:test" --sizes 10,20,50 --seeds 8
-  --methods detectron,bbsd,mmd --meta meta --null-runs 10 --ensemble 3 --epochs 2 --n-reference 200 --quiet)
+  --methods detectron,bbsd,mmd --meta meta --budget fast --null-runs 10 --ensemble 3 --epochs 2 --n-reference 200 --quiet)
 now() { date +%s.%N; }
 timed() { # cold|warm NAME COMMAND...: runs from a cold or warm bank cache, prints the wall seconds
   local cache=$1 name=$2; shift 2

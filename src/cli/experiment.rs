@@ -122,6 +122,7 @@ fn run_shift(a: ShiftArgs) -> anyhow::Result<()> {
         methods: cfg.methods.iter().map(|m| m.name().to_string()).collect(),
         sizes: a.sizes.clone(),
         seeds: a.seeds,
+        null_seeds: a.null_queries,
         queries,
         alpha: cfg.alpha,
         header: header.clone(),

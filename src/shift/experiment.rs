@@ -150,7 +150,7 @@ pub fn run_grid(setup: &Setup, cfg: &GridConfig, out: &Path) -> Result<(Vec<Cell
     let total = cfg.methods.len() * cfg.sizes.len() * (null_seeds + cfg.seeds * shifted.len() as u64) as usize;
     let mine = |i: usize| cfg.shard.is_none_or(|s| s.owns(i));
     let total = (0..total).filter(|&i| mine(i)).count();
-    let mut position = 0; // in the work list (the loops below)
+    let mut position = 0; // in the work list (the loops below, `grid_shards::work_list`)
     let bar = crate::report::progress_bar(total as u64, "grid", cfg.quiet);
     let mut file = std::fs::OpenOptions::new()
         .create(true)

@@ -26,10 +26,12 @@ pub struct GridSpec {
     /// The setup key every cell of this grid carries.
     pub setup: String,
     /// Method names (as cells record them), |Q| values, seeds 0..seeds, and the queries:
-    /// `"null"` then the shifted specs.
+    /// `"null"` then the shifted specs; the null query also runs seeds seeds..null_seeds.
     pub methods: Vec<String>,
     pub sizes: Vec<usize>,
     pub seeds: u64,
+    #[serde(default)]
+    pub null_seeds: u64,
     pub queries: Vec<String>,
     /// The significance level of the summary.
     pub alpha: f64,
@@ -56,13 +58,14 @@ pub fn spec_file(shard: Option<Shard>) -> String {
     }
 }
 
-/// The cells of the whole grid in the order the whole run computes them.
+/// The cells of the whole grid in the order the whole run computes them
+/// ([`super::experiment::run_grid`]'s loops).
 pub fn work_list(spec: &GridSpec) -> Vec<CellKey> {
     let mut v = Vec::new();
     for m in &spec.methods {
         for &size in &spec.sizes {
-            for seed in 0..spec.seeds {
-                for q in &spec.queries {
+            for seed in 0..spec.null_seeds.max(spec.seeds) {
+                for q in spec.queries.iter().filter(|q| seed < spec.seeds || *q == "null") {
                     v.push((m.clone(), size, seed, q.clone()));
                 }
             }
@@ -221,6 +224,7 @@ mod tests {
             methods: vec!["bbsd".into()],
             sizes: vec![10, 20],
             seeds: 2,
+            null_seeds: 0,
             queries: vec!["null".into(), "shifted".into()],
             alpha: 0.05,
             header: serde_json::json!({"source": "x"}),
@@ -284,5 +288,12 @@ mod tests {
         write_spec(dir.path(), &other).unwrap();
         let e = collect(dir.path()).unwrap_err().to_string();
         assert!(e.contains("different grids"), "{e}");
+        // extra null seeds run the null query only
+        let mut more = spec(None);
+        more.null_seeds = 4;
+        let w = work_list(&more);
+        assert_eq!(w.len(), 2 * (4 + 2));
+        assert_eq!(w[4], ("bbsd".to_string(), 10, 2, "null".to_string()));
+        assert_eq!(w[5], ("bbsd".to_string(), 10, 3, "null".to_string()));
     }
 }
