@@ -128,30 +128,43 @@ pub struct DetectorConfig {
     pub setup: SavedSetup,
 }
 
-impl DetectorConfig {
-    /// The smallest p-value the method's null distribution allows, when it has one:
-    /// 1/(runs + 1) for the bank-based methods and 1/(permutations + 1) for MMD.
-    pub fn min_p_value(&self) -> Option<f64> {
-        let runs = match self.method()? {
-            Method::Detectron => self.setup.null_runs,
-            Method::MetaDetectron => self.setup.meta_detectron.null_runs,
-            Method::Mmd => self.setup.mmd_permutations,
-            _ => return None,
-        };
-        Some(1.0 / (runs as f64 + 1.0))
-    }
+/// The smallest p-value `method` can give with `runs` null runs (Detectron, Meta-Detectron) or
+/// `permutations` (MMD): 1/(n + 1); None for the methods without a null sample.
+pub fn min_p_value(method: Method, null_runs: usize, md_null_runs: usize, permutations: usize) -> Option<f64> {
+    let n = match method {
+        Method::Detectron => null_runs,
+        Method::MetaDetectron => md_null_runs,
+        Method::Mmd => permutations,
+        _ => return None,
+    };
+    Some(1.0 / (n as f64 + 1.0))
+}
 
+/// A warning when no p-value of `method` under `cfg` can fall below α (it can never report a
+/// shift).
+pub fn alpha_warning(method: Method, cfg: &SetupConfig) -> Option<String> {
+    let alpha = cfg.detectron.alpha;
+    let p = min_p_value(
+        method,
+        cfg.null_runs,
+        cfg.meta_detectron.null_runs,
+        cfg.mmd_permutations,
+    )?;
+    (p > alpha).then(|| {
+        format!(
+            "the null bank cannot reach alpha: its smallest p-value is {p:.4} > alpha = {alpha}; \
+             use more null runs (at least {})",
+            (1.0 / alpha).ceil() as usize
+        )
+    })
+}
+
+impl DetectorConfig {
     /// A warning when no p-value can fall below α (the detector can never report a shift).
     pub fn alpha_warning(&self) -> Option<String> {
-        let p = self.min_p_value()?;
-        (p > self.alpha).then(|| {
-            format!(
-                "the null bank cannot reach alpha: its smallest p-value is {p:.4} > alpha = {}; \
-                 refit with more null runs (at least {})",
-                self.alpha,
-                (1.0 / self.alpha).ceil() as usize
-            )
-        })
+        let mut cfg = self.setup.to_config(1, true);
+        cfg.detectron.alpha = self.alpha;
+        alpha_warning(self.method()?, &cfg)
     }
 
     fn method(&self) -> Option<Method> {
