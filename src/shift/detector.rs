@@ -506,11 +506,15 @@ impl Detector {
     /// The result is the method's usual one (Detectron: the entropy test, with the disagreement
     /// test nested) plus `detector` (the id), `alpha_reachable` and, when it is false, `warning`.
     pub fn test(&self, q: &Dataset, native_shape: [usize; 3], seed: u64) -> Result<DetectionResult, ShiftError> {
+        // the same size; colour only where the reference has it (gray images stored as RGB, as
+        // PNG folders often are, are gray)
         let want = self.config.reference.shape;
-        if native_shape != want {
+        let colour_on_gray = want[0] == 1 && native_shape[0] == 3 && !is_gray(q);
+        if native_shape[1..] != want[1..] || colour_on_gray {
             return Err(ShiftError::Shape(format!(
-                "{}: images of {native_shape:?} (C, H, W); this detector was fitted on {want:?} images",
-                q.name
+                "{}: {}images of {native_shape:?} (C, H, W); this detector was fitted on {want:?} images",
+                q.name,
+                if colour_on_gray { "colour " } else { "" }
             )));
         }
         let n = q.len();
@@ -552,6 +556,17 @@ impl Detector {
         let (ds, native) = buffer_dataset(name, ty, shape, data)?;
         self.test(&ds, native, seed)
     }
+}
+
+/// Whether every image of `ds` has three equal channels (or one).
+fn is_gray(ds: &Dataset) -> bool {
+    let [c, h, w] = ds.shape;
+    let plane = h * w;
+    c == 1
+        || ds
+            .images
+            .chunks_exact(c * plane)
+            .all(|img| (1..c).all(|k| img[k * plane..(k + 1) * plane] == img[..plane]))
 }
 
 /// An unlabeled dataset in the common input from a caller's buffer, with its native shape.
