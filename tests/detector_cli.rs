@@ -191,6 +191,25 @@ fn saved_detectors_test_unlabeled_batches() {
     assert_eq!(code, 3);
     let (code, _, _) = run(&["detector", "test", &det, "--query", &q("clean.npy"), "--fail-on-shift"]);
     assert_eq!(code, if clean_shift { 3 } else { 0 });
+    // `detect` takes the same unlabeled batch and the same exit code
+    let (code, out, _) = run(&[
+        "detect",
+        "--method",
+        "bbsd",
+        "--model",
+        &f,
+        "--reference",
+        REF,
+        "--query",
+        &q("shift.npy"),
+        "--n-reference",
+        "100",
+        "--fail-on-shift",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(jsonl(&out)[0]["p_value"], r[0]["p_value"]);
     // bbsd holds no bank: any batch size goes
     ok(&["detector", "test", &det, "--query", &q("clean30.npy")]);
     let info: Value = serde_json::from_str(&ok(&["detector", "info", &det, "--json"])).unwrap();

@@ -75,7 +75,12 @@ def test_dtypes_and_layouts_agree(detector):
     b = det.test(u8)
     c = det.test(np.transpose(u8, (0, 3, 1, 2)))  # NCHW
     d = det.test(x.astype(np.float64) * 255)
-    assert a["p_value"] == b["p_value"] == c["p_value"] == d["p_value"]
+    e = det.test(np.repeat(u8, 3, axis=3))  # gray images stored as RGB are gray
+    assert a["p_value"] == b["p_value"] == c["p_value"] == d["p_value"] == e["p_value"]
+    colour = np.repeat(u8, 3, axis=3)
+    colour[..., 0] = 0
+    with pytest.raises(wf.WeightflowError, match="colour images"):
+        det.test(colour)
 
 
 def test_errors_carry_the_crate_messages(detector, tmp_path):

@@ -196,6 +196,9 @@ pub struct DetectArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Exit with code 3 when the test finds a shift (0 when it does not).
+    #[arg(long)]
+    pub fail_on_shift: bool,
 }
 
 /// Runs `weightflow detect`.
@@ -203,6 +206,10 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
     let method = Method::from(a.method);
     let t0 = std::time::Instant::now();
     let setup = a.opts.setup(&a.reference)?;
+    let warning = crate::shift::detector::alpha_warning(method, &setup.cfg);
+    if let Some(w) = &warning {
+        eprintln!("warning: {w}");
+    }
     let qds = crate::data::load(&a.query).with_context(|| format!("--query {}", a.query))?;
     let (q, labels) = setup
         .query_labeled(&qds, a.n_query, None, a.seed)
@@ -221,11 +228,21 @@ pub fn run(a: DetectArgs) -> anyhow::Result<()> {
     let r: DetectionResult = r
         .with("query", a.query.clone())
         .with("reference", a.reference.clone())
-        .with("total_s", t0.elapsed().as_secs_f64());
+        .with("total_s", t0.elapsed().as_secs_f64())
+        .with("alpha_reachable", warning.is_none());
+    let r = match warning {
+        Some(w) => r.with("warning", w),
+        None => r,
+    };
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("{}", r.verdict_line());
+    }
+    if a.fail_on_shift && r.shift {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        return Err(super::detector::ExitCode(super::detector::SHIFT_EXIT_CODE).into());
     }
     Ok(())
 }

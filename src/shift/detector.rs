@@ -128,30 +128,43 @@ pub struct DetectorConfig {
     pub setup: SavedSetup,
 }
 
-impl DetectorConfig {
-    /// The smallest p-value the method's null distribution allows, when it has one:
-    /// 1/(runs + 1) for the bank-based methods and 1/(permutations + 1) for MMD.
-    pub fn min_p_value(&self) -> Option<f64> {
-        let runs = match self.method()? {
-            Method::Detectron => self.setup.null_runs,
-            Method::MetaDetectron => self.setup.meta_detectron.null_runs,
-            Method::Mmd => self.setup.mmd_permutations,
-            _ => return None,
-        };
-        Some(1.0 / (runs as f64 + 1.0))
-    }
+/// The smallest p-value `method` can give with `runs` null runs (Detectron, Meta-Detectron) or
+/// `permutations` (MMD): 1/(n + 1); None for the methods without a null sample.
+pub fn min_p_value(method: Method, null_runs: usize, md_null_runs: usize, permutations: usize) -> Option<f64> {
+    let n = match method {
+        Method::Detectron => null_runs,
+        Method::MetaDetectron => md_null_runs,
+        Method::Mmd => permutations,
+        _ => return None,
+    };
+    Some(1.0 / (n as f64 + 1.0))
+}
 
+/// A warning when no p-value of `method` under `cfg` can fall below α (it can never report a
+/// shift).
+pub fn alpha_warning(method: Method, cfg: &SetupConfig) -> Option<String> {
+    let alpha = cfg.detectron.alpha;
+    let p = min_p_value(
+        method,
+        cfg.null_runs,
+        cfg.meta_detectron.null_runs,
+        cfg.mmd_permutations,
+    )?;
+    (p > alpha).then(|| {
+        format!(
+            "the null bank cannot reach alpha: its smallest p-value is {p:.4} > alpha = {alpha}; \
+             use more null runs (at least {})",
+            (1.0 / alpha).ceil() as usize
+        )
+    })
+}
+
+impl DetectorConfig {
     /// A warning when no p-value can fall below α (the detector can never report a shift).
     pub fn alpha_warning(&self) -> Option<String> {
-        let p = self.min_p_value()?;
-        (p > self.alpha).then(|| {
-            format!(
-                "the null bank cannot reach alpha: its smallest p-value is {p:.4} > alpha = {}; \
-                 refit with more null runs (at least {})",
-                self.alpha,
-                (1.0 / self.alpha).ceil() as usize
-            )
-        })
+        let mut cfg = self.setup.to_config(1, true);
+        cfg.detectron.alpha = self.alpha;
+        alpha_warning(self.method()?, &cfg)
     }
 
     fn method(&self) -> Option<Method> {
@@ -493,11 +506,15 @@ impl Detector {
     /// The result is the method's usual one (Detectron: the entropy test, with the disagreement
     /// test nested) plus `detector` (the id), `alpha_reachable` and, when it is false, `warning`.
     pub fn test(&self, q: &Dataset, native_shape: [usize; 3], seed: u64) -> Result<DetectionResult, ShiftError> {
+        // the same size; colour only where the reference has it (gray images stored as RGB, as
+        // PNG folders often are, are gray)
         let want = self.config.reference.shape;
-        if native_shape != want {
+        let colour_on_gray = want[0] == 1 && native_shape[0] == 3 && !is_gray(q);
+        if native_shape[1..] != want[1..] || colour_on_gray {
             return Err(ShiftError::Shape(format!(
-                "{}: images of {native_shape:?} (C, H, W); this detector was fitted on {want:?} images",
-                q.name
+                "{}: {}images of {native_shape:?} (C, H, W); this detector was fitted on {want:?} images",
+                q.name,
+                if colour_on_gray { "colour " } else { "" }
             )));
         }
         let n = q.len();
@@ -539,6 +556,17 @@ impl Detector {
         let (ds, native) = buffer_dataset(name, ty, shape, data)?;
         self.test(&ds, native, seed)
     }
+}
+
+/// Whether every image of `ds` has three equal channels (or one).
+fn is_gray(ds: &Dataset) -> bool {
+    let [c, h, w] = ds.shape;
+    let plane = h * w;
+    c == 1
+        || ds
+            .images
+            .chunks_exact(c * plane)
+            .all(|img| (1..c).all(|k| img[k * plane..(k + 1) * plane] == img[..plane]))
 }
 
 /// An unlabeled dataset in the common input from a caller's buffer, with its native shape.
