@@ -8,7 +8,9 @@ use clap::CommandFactory;
 use std::process::{Command, Stdio};
 use weightflow::cli::Cli;
 
-const BIN: &str = env!("CARGO_BIN_EXE_weightflow");
+mod common;
+
+use common::cli::{run, BIN};
 
 /// Commands that produce a result (`--json`).
 const RESULTS: [&str; 13] = [
@@ -50,15 +52,6 @@ fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, cl
         p.push(s.get_name().to_string());
         leaves(s, p, out);
     }
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN).args(args).output().expect("run the binary");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// The help text of each option, by its long name: the lines from the one that names it up to

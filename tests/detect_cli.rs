@@ -6,41 +6,15 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_weightflow");
-const REF: &str = "synthetic:shapes,n=400,seed=5:train";
-const SHIFTED: &str = "synthetic:shapes-shift,n=200,seed=6:test";
-const NULL: &str = "synthetic:shapes,n=200,seed=7:test";
-// Small sizes keep each Detectron call to a few seconds on 2 cores.
-const SMALL: [&str; 12] = [
-    "--n-reference",
-    "100",
-    "--null-pool",
-    "200",
-    "--null-runs",
-    "6",
-    "--ensemble",
-    "2",
-    "--epochs",
-    "1",
-    "--threads",
-    "2",
-];
+mod common;
 
+use common::cli::{ok, NULL, REF, SHIFTED, SMALL};
+
+/// The exit status as success, for the assertions below.
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run weightflow");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (s, o, e) = run(args);
-    assert!(s, "weightflow {args:?} failed:\n{e}");
-    o
+    let (code, out, err) = common::cli::run(args);
+    (code == 0, out, err)
 }
 
 /// Trains a 2-model zoo and exports model 0; returns the model file.

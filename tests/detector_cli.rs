@@ -8,42 +8,11 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use weightflow::data::npy::write_npy;
 
-const BIN: &str = env!("CARGO_BIN_EXE_weightflow");
-const REF: &str = "synthetic:shapes,n=400,seed=5:train";
-const SHIFTED: &str = "synthetic:shapes-shift,n=200,seed=6:test";
-const NULL: &str = "synthetic:shapes,n=200,seed=7:test";
-const SMALL: [&str; 12] = [
-    "--n-reference",
-    "100",
-    "--null-pool",
-    "200",
-    "--null-runs",
-    "6",
-    "--ensemble",
-    "2",
-    "--epochs",
-    "1",
-    "--threads",
-    "2",
-];
+mod common;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run weightflow");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (c, o, e) = run(args);
-    assert_eq!(c, 0, "weightflow {args:?} failed:\n{e}");
-    o
-}
+use common::cli::{ok, run, NULL, REF, SHIFTED, SMALL};
 
 fn jsonl(out: &str) -> Vec<Value> {
     out.lines()

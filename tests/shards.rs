@@ -6,30 +6,14 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use weightflow::engine::OptimConfig;
-use weightflow::nets::init::InitScheme;
-use weightflow::nets::Activation;
 use weightflow::shard::Shard;
-use weightflow::zoo::{self, TrainConfig, Zoo};
+use weightflow::zoo::{self, Zoo};
+
+mod common;
+
+use common::zoo_config as config;
 
 const BIN: &str = env!("CARGO_BIN_EXE_weightflow");
-
-fn config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        train_spec: "synthetic:shapes,n=120,seed=3:train".into(),
-        test_spec: "synthetic:shapes,n=60,seed=4:test".into(),
-        arch: "cnn3".into(),
-        act: Activation::Gelu,
-        init: InitScheme::KaimingUniform,
-        models: 3,
-        epochs,
-        batch: 10,
-        optimizer: OptimConfig::adam(1e-3, 1e-2),
-        val_fraction: 0.25,
-        seed: 11,
-        threads: 2,
-    }
-}
 
 fn shard(s: &str) -> Shard {
     s.parse().unwrap()

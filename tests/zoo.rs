@@ -4,26 +4,11 @@
 
 use std::path::Path;
 use weightflow::engine::OptimConfig;
-use weightflow::nets::init::InitScheme;
-use weightflow::nets::Activation;
 use weightflow::zoo::{self, TrainConfig, Zoo};
 
-fn config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        train_spec: "synthetic:shapes,n=120,seed=3:train".into(),
-        test_spec: "synthetic:shapes,n=60,seed=4:test".into(),
-        arch: "cnn3".into(),
-        act: Activation::Gelu,
-        init: InitScheme::KaimingUniform,
-        models: 3,
-        epochs,
-        batch: 10,
-        optimizer: OptimConfig::adam(1e-3, 1e-2),
-        val_fraction: 0.25,
-        seed: 11,
-        threads: 2,
-    }
-}
+mod common;
+
+use common::zoo_config as config;
 
 fn run(cfg: &TrainConfig, out: &Path) -> Result<Zoo, zoo::ZooError> {
     zoo::train(cfg, out, &mut |_| {})

@@ -1,4 +1,7 @@
-//! Fixtures shared by the integration tests.
+//! Fixtures shared by the integration tests (each test binary uses a part of them).
+#![allow(dead_code)]
+
+pub mod cli;
 
 use weightflow::flow::context::ItemKind;
 use weightflow::flow::{train, FlowConfig, MetaModel, TargetGroup, TargetSpace};
@@ -32,4 +35,22 @@ pub fn toy_meta(seed: u64) -> MetaModel {
         normalization: None,
     }];
     train(&cfg, &space, &groups, None).expect("toy train")
+}
+
+/// A 3-model CNN3 zoo on small synthetic shapes, trained `epochs` epochs (resume and shard tests).
+pub fn zoo_config(epochs: usize) -> weightflow::zoo::TrainConfig {
+    weightflow::zoo::TrainConfig {
+        train_spec: "synthetic:shapes,n=120,seed=3:train".into(),
+        test_spec: "synthetic:shapes,n=60,seed=4:test".into(),
+        arch: "cnn3".into(),
+        act: weightflow::nets::Activation::Gelu,
+        init: weightflow::nets::init::InitScheme::KaimingUniform,
+        models: 3,
+        epochs,
+        batch: 10,
+        optimizer: weightflow::engine::OptimConfig::adam(1e-3, 1e-2),
+        val_fraction: 0.25,
+        seed: 11,
+        threads: 2,
+    }
 }
