@@ -141,8 +141,8 @@ fn fit(a: FitArgs) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     if let (Some(shard), DetectorMethod::Bbsd | DetectorMethod::Mmd) = (a.shard, a.method) {
         return Err(super::usage_error(format!(
-            "--shard {shard}: shards split the null banks of detectron and meta-detectron; {:?} has none",
-            a.method
+            "--shard {shard}: shards split the null banks of detectron and meta-detectron; {} has none",
+            Method::from(a.method)
         )));
     }
     let (source, cfg) = a.opts.source_and_config()?;

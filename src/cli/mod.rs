@@ -48,7 +48,8 @@ pub enum Command {
     Detector(detector::DetectorArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
-    /// Run a sharded zoo or grid on a Slurm cluster: a job array plus the dependent merge job.
+    /// Run a sharded zoo, grid or detector bank on a Slurm cluster: a job array plus the dependent
+    /// merge job.
     Slurm(slurm::SlurmArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
