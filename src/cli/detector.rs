@@ -179,12 +179,14 @@ fn fit(a: FitArgs) -> anyhow::Result<()> {
                 b.total
             );
         }
-        eprintln!(
-            "shard {shard} of detector {} done; once every shard is done, the same `detector fit` without --shard \
+        if !a.opts.quiet {
+            eprintln!(
+                "shard {shard} of detector {} done; once every shard is done, the same `detector fit` without --shard \
              merges them and saves the detector to {}",
-            config.id,
-            a.out.display()
-        );
+                config.id,
+                a.out.display()
+            );
+        }
         return Ok(());
     }
     let det = Detector::fit_in(

@@ -14,6 +14,10 @@
 //! - `meta/` and `context.npy` — Meta-Detectron only: the meta-model that fine-tunes g and the
 //!   context items f was generated from, u8 `[≤ 2000, 3, 32, 32]`.
 //!
+//! A fit sharded with `--shard I/N` ([`Detector::fit_shard`]) writes only its parts of the banks,
+//! into `DET/shards/` ([`crate::shift::bank_shards`]); the unsharded fit then merges them and
+//! writes the directory above in place of `DET`.
+//!
 //! The statistics are those of [`Setup::test`]; this module only stores and restores a setup.
 //! A directory is written into a temp sibling and renamed into place, under a [`DirLock`].
 
