@@ -248,3 +248,81 @@ fn slurm_detector_writes_the_array_and_the_merge_and_bad_arguments_exit_2() {
         assert!(err.contains(names), "slurm {kind}: {err}");
     }
 }
+
+/// Meta-Detectron's P* bank in 2 shards merges to the single fit's bank (its runs are
+/// independent: equal apart from their `seconds`).
+#[test]
+fn meta_detectron_banks_in_shards_equal_the_single_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let zoo = d("zoo");
+    ok(&[
+        "zoo",
+        "train",
+        "--data",
+        REF,
+        "--test",
+        NULL,
+        "--models",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        &zoo,
+    ]);
+    let meta = d("meta");
+    ok(&[
+        "flow",
+        "train",
+        "--zoo",
+        &zoo,
+        "--out",
+        &meta,
+        "--iterations",
+        "50",
+        "--width",
+        "32",
+        "--threads",
+        "2",
+        "--quiet",
+    ]);
+    let fit = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "detector",
+            "fit",
+            "--method",
+            "meta-detectron",
+            "--reference",
+            REF,
+            "--meta",
+            &meta,
+        ];
+        a.extend("--sizes 10 --md-null-runs 5 --md-iters 2 --n-reference 100 --threads 2 --quiet".split(' '));
+        a.extend(["--out", out]);
+        a.extend(extra);
+        run(&a)
+    };
+    let (one, two) = (d("one"), d("two"));
+    assert_eq!(fit(&one, &[]).0, 0);
+    let (_, out, _) = fit(&two, &["--shard", "1/2"]);
+    assert!(out.contains("2 of 2 runs"), "{out}");
+    let (code, _, err) = fit(&two, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("shard 0/2: missing"), "{err}");
+    assert_eq!(fit(&two, &["--shard", "0/2"]).0, 0);
+    assert_eq!(fit(&two, &[]).0, 0);
+    let bank = |dir: &str| {
+        let (name, bytes) = files(&Path::new(dir).join("banks")).remove(0);
+        let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+        for r in v["runs"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+        (name, v)
+    };
+    let (a, b) = (bank(&one), bank(&two));
+    assert_eq!(a.1["runs"].as_array().unwrap().len(), 5);
+    assert_eq!(a, b);
+}
