@@ -225,6 +225,24 @@ pub fn merge_parts<B: ShardedBank>(bank: &Path, total_runs: usize, empty: &B) ->
     Ok(Some(whole))
 }
 
+/// [`merge_parts`] for a caller that found no usable bank at `bank`; when the merge finds no
+/// parts or fails (e.g. on the shard locks), `read` looks at `bank` again, since a process
+/// beside this one may have merged the parts meanwhile; `read` returns only a bank it can use.
+pub fn merge_or_reread<B: ShardedBank>(
+    bank: &Path,
+    total_runs: usize,
+    empty: &B,
+    read: impl Fn() -> Option<B>,
+) -> Result<Option<B>, ShiftError> {
+    match merge_parts(bank, total_runs, empty) {
+        Ok(Some(b)) => Ok(Some(b)),
+        other => match read() {
+            Some(b) => Ok(Some(b)),
+            None => other,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +315,8 @@ mod tests {
         assert_eq!(whole.runs, vec![0, 1, 4, 9, 16, 25, 36]);
         assert_eq!(read_json::<Toy>(&bank).unwrap(), whole);
         assert!(find_parts(&bank).is_empty(), "the parts are removed");
+        // a second merger finds no parts left and reads the bank the first one wrote
+        let again = merge_or_reread(&bank, 7, &empty, || read_json::<Toy>(&bank).ok()).unwrap();
+        assert_eq!(again, Some(whole));
     }
 }

@@ -619,15 +619,17 @@ impl NullBank {
         quiet: bool,
     ) -> Result<(NullBank, bool), ShiftError> {
         let path = Self::path_next_to(next_to, n_query);
-        let mut bank = match path.exists() {
+        let read = || match path.exists() {
             true => read_json::<NullBank>(&path)
                 .ok()
                 .filter(|b| b.matches(base, n_query, seed, cfg)),
             false => None,
-        }
-        .unwrap_or_else(|| Self::empty(base, n_query, seed, cfg));
+        };
+        let mut bank = read().unwrap_or_else(|| Self::empty(base, n_query, seed, cfg));
         if bank.runs.len() < runs {
-            if let Some(merged) = bank_shards::merge_parts(&path, runs, &Self::empty(base, n_query, seed, cfg))? {
+            let empty = Self::empty(base, n_query, seed, cfg);
+            let complete = || read().filter(|b| b.runs.len() >= runs);
+            if let Some(merged) = bank_shards::merge_or_reread(&path, runs, &empty, complete)? {
                 bank = merged;
             }
         }

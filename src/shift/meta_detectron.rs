@@ -419,16 +419,17 @@ pub fn load_or_compute_bank(
 ) -> Result<(MetaNullBank, bool), ShiftError> {
     let mut plain = cfg.clone();
     plain.trace = false;
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(bank) = serde_json::from_slice::<MetaNullBank>(&bytes) {
-            let complete = bank.runs.iter().all(|r| r.entropy_f.is_some());
-            if bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs && complete {
-                return Ok((bank, false));
-            }
-        }
+    let read = || {
+        let bank = serde_json::from_slice::<MetaNullBank>(&std::fs::read(path).ok()?).ok()?;
+        let complete = bank.runs.iter().all(|r| r.entropy_f.is_some());
+        (bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs && complete)
+            .then_some(bank)
+    };
+    if let Some(bank) = read() {
+        return Ok((bank, false));
     }
     let mut bank = empty_bank(pool, n_query, cfg)?;
-    if let Some(merged) = bank_shards::merge_parts(path, cfg.null_runs, &bank)? {
+    if let Some(merged) = bank_shards::merge_or_reread(path, cfg.null_runs, &bank, read)? {
         return Ok((merged, true));
     }
     for j in 0..cfg.null_runs {
