@@ -13,6 +13,7 @@ fn main() {
             std::process::exit(code.0);
         }
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let usage = e.downcast_ref::<weightflow::cli::UsageError>().is_some();
+        std::process::exit(if usage { 2 } else { 1 });
     }
 }

@@ -1,9 +1,10 @@
 #!/bin/bash
 # A real one-node Slurm cluster: installs Debian's slurmctld, slurmd, munge and slurm-client when
 # missing, writes a minimal slurm.conf (this machine as the one node, state and spool in a temp
-# folder), starts munged (unless one runs), slurmctld and slurmd, submits a tiny zoo and a tiny
-# grid as 4-task job arrays with their merge jobs (`weightflow slurm zoo|grid --submit`), waits
-# for them, and compares the merged zoo and grid with the same commands run here in one piece.
+# folder), starts munged (unless one runs), slurmctld and slurmd, submits a tiny zoo, a tiny grid
+# and a tiny detector's null bank as 4-task job arrays with their merge jobs (`weightflow slurm
+# zoo|grid|detector --submit`), waits for them, and compares the merged zoo, grid and detector
+# with the same commands run here in one piece.
 # Stops the daemons it started on exit. Needs root on Debian (apt-get); about a minute.
 # Usage: tools/slurm_test.sh            (from the repository root or anywhere in it)
 #        KEEP=1 tools/slurm_test.sh     (keep the temp folder for inspection)
@@ -107,11 +108,15 @@ zoo=(--data "$S:train" --test "$S:test" --arch cnn3 --models 4 --epochs 1 --lr 1
 "$B" flow train --zoo z1 --out meta --iterations 30 --width 32 --threads 1 --quiet
 grid=(--source "$S:test" --shifted "synthetic:shapes-shift,n=600:test" --sizes 10,20 --seeds 3 --methods bbsd,mmd --meta meta --quiet)
 "$B" experiment shift "${grid[@]}" --threads 1 --out g1 >/dev/null
+"$B" zoo export z1 --model 0 --out f.safetensors >/dev/null
+det=(--method detectron --budget fast --reference "$S:train" --model f.safetensors --sizes 10 --null-runs 8 --ensemble 2 --cdc-epochs 1 --n-reference 100 --quiet)
+"$B" detector fit "${det[@]}" --threads 1 --out d1 >/dev/null
 t0=$(date +%s)
 res=(--shards 4 --cpus-per-task 1 --time 10 --mem 512M --merge-time 5)
 read -r zarray zmerge < <("$B" slurm zoo "${res[@]}" --submit -- "${zoo[@]}" --quiet --out zs)
 read -r garray gmerge < <("$B" slurm grid "${res[@]}" --submit -- "${grid[@]}" --out gs)
-say "submitted zoo array $zarray + merge $zmerge, grid array $garray + merge $gmerge"
+read -r darray dmerge < <("$B" slurm detector "${res[@]}" --submit -- "${det[@]}" --out ds)
+say "submitted zoo array $zarray + merge $zmerge, grid array $garray + merge $gmerge, detector bank array $darray + merge $dmerge"
 for _ in $(seq 240); do
   left=$(squeue -h -o "%i %T %r" 2>/dev/null || true)
   [ -z "$left" ] && break
@@ -123,6 +128,10 @@ say "all jobs done in $(( $(date +%s) - t0 )) s"
 [ -f zs/manifest.json ] || die "the zoo merge job wrote no zs/manifest.json"
 [ -f gs/results.json ] || die "the grid report job wrote no gs/results.json"
 [ "$(ls zs/slurm/logs | wc -l)" -ge 5 ] || die "expected 4 array task logs and a merge log in zs/slurm/logs"
+[ -f ds/detector.json ] || die "the detector merge job saved no ds/detector.json"
+for f in d1/banks/*.json; do
+  cmp -s "$f" "ds/banks/${f#d1/banks/}" || die "the merged detector's bank ${f#d1/banks/} differs from the single fit's"
+done
 
 "$B" zoo info z1 --json >z1.json
 "$B" zoo info zs --json >zs.json
@@ -139,4 +148,4 @@ z1, zs, g1, gs = (json.load(open(p)) for p in sys.argv[1:5])
 assert strip(z1) == strip(zs), "zoo info differs"
 assert g1["rows"] and strip(g1["rows"]) == strip(gs["rows"]), "grid rows differ"
 PY
-say "PASS: 4-task Slurm arrays merged to the single run (zoo checkpoints byte-identical, grid rows identical)"
+say "PASS: 4-task Slurm arrays merged to the single run (zoo checkpoints and detector banks byte-identical, grid rows identical)"

@@ -3,6 +3,7 @@
 
 use super::detect::TestOptions;
 use crate::data::DatasetSpec;
+use crate::shard::Shard;
 use crate::shift::{Detector, Method};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -67,6 +68,12 @@ pub struct FitArgs {
     /// The detector directory to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Build only shard I of N (0-based) of the null banks (detectron, meta-detectron): the runs
+    /// r with r mod N = I, as parts in OUT/shards, resumable; no detector is saved. Shards may
+    /// run at the same time on a shared filesystem; once all are done, the same command without
+    /// --shard merges the parts (naming any shard missing) and saves the detector.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub opts: TestOptions,
 }
@@ -132,13 +139,67 @@ pub fn run(a: DetectorArgs) -> anyhow::Result<()> {
 
 fn fit(a: FitArgs) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
+    if let (Some(shard), DetectorMethod::Bbsd | DetectorMethod::Mmd) = (a.shard, a.method) {
+        return Err(super::usage_error(format!(
+            "--shard {shard}: shards split the null banks of detectron and meta-detectron; {} has none",
+            Method::from(a.method)
+        )));
+    }
     let (source, cfg) = a.opts.source_and_config()?;
     let quiet = cfg.quiet;
     let (reference, native) = DatasetSpec::parse(&a.reference)
         .and_then(|s| s.load_with_native_shape())
         .with_context(|| format!("--reference {}", a.reference))?;
-    let det = Detector::fit(a.method.into(), &source, reference, &a.reference, native, &a.sizes, cfg)
-        .with_context(|| format!("fitting {:?} against --reference {}", a.method, a.reference))?;
+    let method: Method = a.method.into();
+    let banks = crate::shift::detector::shard_dir(&a.out);
+    if let Some(shard) = a.shard {
+        let (config, built) = Detector::fit_shard(
+            method,
+            &source,
+            reference,
+            &a.reference,
+            native,
+            &a.sizes,
+            cfg,
+            &banks,
+            shard,
+        )
+        .with_context(|| {
+            format!(
+                "fitting shard {shard} of {:?} against --reference {}",
+                a.method, a.reference
+            )
+        })?;
+        for b in &built {
+            println!(
+                "shard {shard} of the {} null bank {}: {} of {} runs",
+                config.method,
+                b.bank.display(),
+                b.done,
+                b.total
+            );
+        }
+        if !a.opts.quiet {
+            eprintln!(
+                "shard {shard} of detector {} done; once every shard is done, the same `detector fit` without --shard \
+             merges them and saves the detector to {}",
+                config.id,
+                a.out.display()
+            );
+        }
+        return Ok(());
+    }
+    let det = Detector::fit_in(
+        method,
+        &source,
+        reference,
+        &a.reference,
+        native,
+        &a.sizes,
+        cfg,
+        banks.is_dir().then_some(banks.as_path()),
+    )
+    .with_context(|| format!("fitting {:?} against --reference {}", a.method, a.reference))?;
     det.save(&a.out)?;
     if let Some(w) = det.config.alpha_warning() {
         eprintln!("warning: {w}");

@@ -48,10 +48,29 @@ pub enum Command {
     Detector(detector::DetectorArgs),
     /// Experiment grids (shift detection over sizes, seeds and shifts).
     Experiment(experiment::ExperimentArgs),
-    /// Run a sharded zoo or grid on a Slurm cluster: a job array plus the dependent merge job.
+    /// Run a sharded zoo, grid or detector bank on a Slurm cluster: a job array plus the dependent
+    /// merge job.
     Slurm(slurm::SlurmArgs),
     /// Time the population engine on the workloads of shared/bench/reference_torch.py.
     Bench(bench::BenchArgs),
+}
+
+/// A usage error found after parsing (bad values or combinations of arguments): `main` prints it
+/// and exits with status 2, as for clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A [`UsageError`] as an `anyhow` error.
+pub fn usage_error(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
 }
 
 /// Runs the parsed command.

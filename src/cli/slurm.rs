@@ -1,12 +1,17 @@
-//! `weightflow slurm zoo|grid [OPTIONS] -- ARGS`: a Slurm job array for a sharded `zoo train` or
-//! `experiment shift` (ARGS are that command's arguments). Writes into `<out>/slurm/` (or
-//! `--script-dir`): `array.sbatch` (one array task per shard, running the command with
-//! `--shard $SLURM_ARRAY_TASK_ID/N --threads $SLURM_CPUS_PER_TASK`), `merge.sbatch` (`zoo merge`
-//! or `experiment report`), and `submit.sh`, which submits the array and then the merge with
-//! `--dependency=afterok:<array job>`; `--submit` does the same from here.
+//! `weightflow slurm zoo|grid|detector [OPTIONS] -- ARGS`: a Slurm job array for a sharded
+//! `zoo train`, `experiment shift` or `detector fit` (ARGS are that command's arguments, checked
+//! with its parser: a bad one is a usage error, exit 2, before any script is written). Writes
+//! into `<out>/slurm/` (detector: `<out>.slurm/`; or `--script-dir`): `array.sbatch` (one array
+//! task per shard, running the command with `--shard $SLURM_ARRAY_TASK_ID/N --threads
+//! $SLURM_CPUS_PER_TASK`), `merge.sbatch` (`zoo merge`, `experiment report`, or the same
+//! `detector fit` without --shard, which merges the bank parts and saves the detector), and
+//! `submit.sh`, which submits the array and then the merge with `--dependency=afterok:<array
+//! job>`; `--submit` does the same from here.
 
+use super::detector::{DetectorMethod, FitArgs};
 use super::experiment::ShiftArgs;
 use super::zoo::TrainArgs;
+use crate::shift::Method;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -26,6 +31,11 @@ pub enum SlurmCommand {
     /// A shift-detection grid: `weightflow slurm grid [OPTIONS] -- <experiment shift arguments>`,
     /// merged by `experiment report`.
     Grid(JobArgs),
+    /// The null banks of a saved detector: `weightflow slurm detector [OPTIONS] -- <detector fit
+    /// arguments>`; each array task builds its shard of the banks (`detector fit --shard I/N`),
+    /// the merge job runs the same `detector fit` without --shard (it merges the parts and saves
+    /// the detector). Scripts and logs go beside the detector, in <--out>.slurm.
+    Detector(JobArgs),
 }
 
 /// Options of the job array and the merge job.
@@ -63,7 +73,8 @@ pub struct JobArgs {
     /// compute nodes, as must the data and the output folder).
     #[arg(long)]
     pub bin: Option<PathBuf>,
-    /// Where the scripts and the job logs go (default: <--out of the command>/slurm).
+    /// Where the scripts and the job logs go (default: <--out of the command>/slurm;
+    /// detector: <--out>.slurm, since the saved detector replaces its folder).
     #[arg(long)]
     pub script_dir: Option<PathBuf>,
     /// Submit the array and the dependent merge job with sbatch.
@@ -84,12 +95,16 @@ fn parse_command(prefix: &[&str], args: &[String]) -> anyhow::Result<super::Comm
         .chain(args.iter().cloned());
     match super::Cli::try_parse_from(argv) {
         Ok(cli) => Ok(cli.command),
-        Err(e) => bail!(
+        Err(e) => Err(super::usage_error(format!(
             "the arguments after -- are not a valid `weightflow {}` command line:\n{}",
             prefix.join(" "),
             e.render()
-        ),
+        ))),
     }
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
 }
 
 /// A word as bash reads it back unchanged.
@@ -225,11 +240,18 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
     let (kind, j) = match a.command {
         SlurmCommand::Zoo(j) => ("zoo", j),
         SlurmCommand::Grid(j) => ("grid", j),
+        SlurmCommand::Detector(j) => ("detector", j),
     };
     if j.shards == 0 || j.cpus_per_task == 0 {
-        bail!("--shards and --cpus-per-task must be at least 1");
+        return Err(super::usage_error("--shards and --cpus-per-task must be at least 1"));
     }
-    let (cmd_words, out, merge_tail): (Vec<&str>, PathBuf, Vec<String>) = match kind {
+    let leave_out = |given: bool, what: &str| match given {
+        true => Err(super::usage_error(format!(
+            "leave --shard and --threads out of the {what} arguments: each array task sets them"
+        ))),
+        false => Ok(()),
+    };
+    let (cmd_words, out, merge_cmd): (Vec<&str>, PathBuf, Vec<String>) = match kind {
         "zoo" => {
             let t: TrainArgs = match parse_command(&["zoo", "train"], &j.args)? {
                 super::Command::Zoo(super::zoo::ZooArgs {
@@ -237,11 +259,34 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
                 }) => t,
                 _ => bail!("the arguments after -- are not a `zoo train` command line"),
             };
-            if t.shard.is_some() || t.threads.is_some() {
-                bail!("leave --shard and --threads out of the zoo train arguments: each array task sets them");
+            leave_out(t.shard.is_some() || t.threads.is_some(), "zoo train")?;
+            let merge = words(&[
+                "zoo",
+                "merge",
+                &t.out.display().to_string(),
+                "--epochs",
+                &t.epochs.to_string(),
+            ]);
+            (vec!["zoo", "train"], t.out, merge)
+        }
+        "detector" => {
+            let f: FitArgs = match parse_command(&["detector", "fit"], &j.args)? {
+                super::Command::Detector(super::detector::DetectorArgs {
+                    command: super::detector::DetectorCommand::Fit(f),
+                }) => f,
+                _ => bail!("the arguments after -- are not a `detector fit` command line"),
+            };
+            leave_out(f.shard.is_some() || f.opts.threads.is_some(), "detector fit")?;
+            if !matches!(f.method, DetectorMethod::Detectron | DetectorMethod::MetaDetectron) {
+                return Err(super::usage_error(format!(
+                    "--method {}: only the null banks of detectron and meta-detectron are built in shards",
+                    Method::from(f.method)
+                )));
             }
-            let epochs = vec!["--epochs".to_string(), t.epochs.to_string()];
-            (vec!["zoo", "train"], t.out, epochs)
+            let mut merge = words(&["detector", "fit"]);
+            merge.extend(j.args.iter().cloned());
+            merge.extend(words(&["--threads", "1"]));
+            (vec!["detector", "fit"], f.out, merge)
         }
         _ => {
             let s: ShiftArgs = match parse_command(&["experiment", "shift"], &j.args)? {
@@ -250,9 +295,7 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
                 }) => *s,
                 _ => bail!("the arguments after -- are not an `experiment shift` command line"),
             };
-            if s.shard.is_some() || s.opts.threads.is_some() {
-                bail!("leave --shard and --threads out of the experiment shift arguments: each array task sets them");
-            }
+            leave_out(s.shard.is_some() || s.opts.threads.is_some(), "experiment shift")?;
             if !s.opts.quiet
                 && s.methods.iter().any(|m| {
                     matches!(
@@ -263,10 +306,12 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
             {
                 eprintln!(
                     "note: every shard builds the Detectron/Meta-Detectron banks it finds missing in the meta-model's \
-                     shift-cache; build them once before submitting (`weightflow detect` per |Q|, docs/slurm.md)"
+                     shift-cache; build them once before submitting (`weightflow detect` per |Q|, in shards with \
+                     --shard I/N, docs/slurm.md)"
                 );
             }
-            (vec!["experiment", "shift"], s.out, Vec::new())
+            let merge = words(&["experiment", "report", &s.out.display().to_string()]);
+            (vec!["experiment", "shift"], s.out, merge)
         }
     };
     let chdir = std::env::current_dir().context("the current folder")?;
@@ -274,19 +319,17 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
         Some(b) => std::path::absolute(b).with_context(|| format!("--bin {}", b.display()))?,
         None => std::env::current_exe().context("locating this weightflow binary (give --bin)")?,
     };
-    let dir =
-        std::path::absolute(j.script_dir.clone().unwrap_or_else(|| out.join("slurm"))).context("the script folder")?;
-    let mut cmd: Vec<String> = cmd_words.iter().map(|s| s.to_string()).collect();
-    cmd.extend(j.args.iter().cloned());
-    let out_s = out.display().to_string();
-    let merge_cmd: Vec<String> = match kind {
-        "zoo" => ["zoo", "merge", &out_s]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(merge_tail)
-            .collect(),
-        _ => ["experiment", "report", &out_s].iter().map(|s| s.to_string()).collect(),
+    let default_dir = match kind {
+        "detector" => {
+            let mut d = out.clone().into_os_string();
+            d.push(".slurm");
+            PathBuf::from(d)
+        }
+        _ => out.join("slurm"),
     };
+    let dir = std::path::absolute(j.script_dir.clone().unwrap_or(default_dir)).context("the script folder")?;
+    let mut cmd = words(&cmd_words);
+    cmd.extend(j.args.iter().cloned());
     let s = make_scripts(&j, kind, &bin, &chdir, &dir, &cmd, &merge_cmd);
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("creating {}", dir.join("logs").display()))?;
     let (pa, pm, ps) = (

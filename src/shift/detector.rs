@@ -14,14 +14,19 @@
 //! - `meta/` and `context.npy` — Meta-Detectron only: the meta-model that fine-tunes g and the
 //!   context items f was generated from, u8 `[≤ 2000, 3, 32, 32]`.
 //!
+//! A fit sharded with `--shard I/N` ([`Detector::fit_shard`]) writes only its parts of the banks,
+//! into `DET/shards/` ([`crate::shift::bank_shards`]); the unsharded fit then merges them and
+//! writes the directory above in place of `DET`.
+//!
 //! The statistics are those of [`Setup::test`]; this module only stores and restores a setup.
 //! A directory is written into a temp sibling and renamed into place, under a [`DirLock`].
 
-use super::pipeline::{Method, ModelSource, Setup, SetupConfig, SetupParts};
+use super::pipeline::{BankShard, Method, ModelSource, Setup, SetupConfig, SetupParts};
 use super::{DetectionResult, DetectronConfig, MetaDetectronConfig, ShiftError};
 use crate::data::{array, npy, transform, Dataset, Normalization};
 use crate::fsio::DirLock;
 use crate::nets::ArchSpec;
+use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -34,6 +39,24 @@ const REFERENCE_FILE: &str = "reference.npy";
 const CONTEXT_FILE: &str = "context.npy";
 const BANKS_DIR: &str = "banks";
 const META_DIR: &str = "meta";
+const SHARDS_DIR: &str = "shards";
+/// The folder where the shards of a sharded `detector fit --out DET --shard I/N` build their parts
+/// of the banks (`DET/shards`); the unsharded fit merges them and replaces `DET` with the
+/// detector.
+pub fn shard_dir(dir: &Path) -> PathBuf {
+    dir.join(SHARDS_DIR)
+}
+
+/// Whether `dir` holds nothing but the shard parts of a sharded fit (and lock files).
+fn only_shards(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).all(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name == SHARDS_DIR || crate::fsio::is_lock_file(&name)
+        })
+    })
+}
+
 /// The meta-model files [`crate::flow::MetaModel::load`] reads.
 const META_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 
@@ -262,6 +285,106 @@ impl Detector {
         sizes: &[usize],
         cfg: SetupConfig,
     ) -> Result<Detector, ShiftError> {
+        Self::fit_in(
+            method,
+            source,
+            reference,
+            reference_spec,
+            native_shape,
+            sizes,
+            cfg,
+            None,
+        )
+    }
+
+    /// [`Detector::fit`] with the banks computed in the folder `banks` (kept), e.g. a sharded
+    /// fit's `DET/shards` ([`shard_dir`]), whose shard parts are merged into the banks when every
+    /// shard is done (an error names those missing); `None`: a temp folder.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_in(
+        method: Method,
+        source: &ModelSource,
+        reference: Dataset,
+        reference_spec: &str,
+        native_shape: [usize; 3],
+        sizes: &[usize],
+        cfg: SetupConfig,
+        banks: Option<&Path>,
+    ) -> Result<Detector, ShiftError> {
+        let det = Self::prepare(
+            method,
+            source,
+            reference,
+            reference_spec,
+            native_shape,
+            sizes,
+            cfg,
+            banks,
+        )?;
+        let quiet = det.setup.cfg.quiet;
+        for &n in &det.config.sizes {
+            match method {
+                Method::Detectron => {
+                    det.setup.null_bank(n)?;
+                }
+                Method::MetaDetectron => {
+                    det.setup.meta_bank(n)?;
+                }
+                _ => {}
+            }
+            if !quiet && det.config.needs_banks() {
+                eprintln!("{}: bank for |Q| = {n} ready", det.config.method);
+            }
+        }
+        Ok(det)
+    }
+
+    /// Builds (or resumes) the part of `shard` of every bank of the detector in the folder
+    /// `banks` ([`Setup::bank_shard`]) and nothing else: no detector is saved. Returns the
+    /// detector's configuration and what was built per size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_shard(
+        method: Method,
+        source: &ModelSource,
+        reference: Dataset,
+        reference_spec: &str,
+        native_shape: [usize; 3],
+        sizes: &[usize],
+        cfg: SetupConfig,
+        banks: &Path,
+        shard: Shard,
+    ) -> Result<(DetectorConfig, Vec<BankShard>), ShiftError> {
+        let det = Self::prepare(
+            method,
+            source,
+            reference,
+            reference_spec,
+            native_shape,
+            sizes,
+            cfg,
+            Some(banks),
+        )?;
+        let built = det
+            .config
+            .sizes
+            .iter()
+            .map(|&n| det.setup.bank_shard(method, n, shard))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((det.config.clone(), built))
+    }
+
+    /// The setup and configuration of a detector, its banks not computed yet.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        method: Method,
+        source: &ModelSource,
+        reference: Dataset,
+        reference_spec: &str,
+        native_shape: [usize; 3],
+        sizes: &[usize],
+        cfg: SetupConfig,
+        banks: Option<&Path>,
+    ) -> Result<Detector, ShiftError> {
         if method == Method::Oracle {
             return Err(invalid(
                 "the label oracle reads the query's true labels: it is no detector for unlabeled batches",
@@ -285,14 +408,20 @@ impl Detector {
             shape: native_shape,
             sha256: fingerprint(&reference),
         };
-        let quiet = cfg.quiet;
         let alpha = cfg.detectron.alpha;
         let mut setup = Setup::with_reference(source, reference, reference_spec, cfg)?;
         let meta_dir = setup.meta_dir().map(Path::to_path_buf);
         if method == Method::MetaDetectron && meta_dir.is_none() {
             return Err(invalid("meta-detectron needs the meta-model (--meta) to fine-tune"));
         }
-        let banks = temp_banks()?;
+        let owns_banks = banks.is_none();
+        let banks = match banks {
+            Some(b) => {
+                std::fs::create_dir_all(b).map_err(|e| io(b, e))?;
+                b.to_path_buf()
+            }
+            None => temp_banks()?,
+        };
         setup.cache_dir = banks.clone();
         let model_source = match source {
             ModelSource::Meta(d) => format!("meta {}", d.display()),
@@ -324,23 +453,9 @@ impl Detector {
             method,
             setup,
             banks,
-            owns_banks: true,
+            owns_banks,
             meta_dir,
         };
-        for &n in &sizes {
-            match method {
-                Method::Detectron => {
-                    det.setup.null_bank(n)?;
-                }
-                Method::MetaDetectron => {
-                    det.setup.meta_bank(n)?;
-                }
-                _ => {}
-            }
-            if !quiet && det.config.needs_banks() {
-                eprintln!("{}: bank for |Q| = {n} ready", det.config.method);
-            }
-        }
         Ok(det)
     }
 
@@ -363,7 +478,7 @@ impl Detector {
         let _ = std::fs::remove_dir_all(&tmp);
         let written = self.write_into(&tmp).and_then(|()| {
             if dir.exists() {
-                if !dir.join(CONFIG_FILE).is_file() {
+                if !dir.join(CONFIG_FILE).is_file() && !only_shards(dir) {
                     return Err(invalid(format!(
                         "{} exists and is not a detector directory; choose another --out",
                         dir.display()
@@ -409,7 +524,8 @@ impl Detector {
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if p.is_file() && fname.ends_with(".json") && crate::fsio::temp_target(&fname).is_none() {
+            let part = fname.contains(".shard-");
+            if p.is_file() && fname.ends_with(".json") && !part && crate::fsio::temp_target(&fname).is_none() {
                 let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
                 put(&format!("{BANKS_DIR}/{fname}"), &bytes)?;
             }

@@ -23,6 +23,7 @@
 
 mod cdc;
 
+use super::bank_shards::{self, ShardedBank};
 use super::stats::{argmax_rows, averaged_softmax_entropy, ks_2samp, quantile_test, KsMethod};
 use super::{DetectionResult, ShiftError};
 use crate::data::{Dataset, Normalization};
@@ -31,6 +32,7 @@ use crate::engine::rng::stream;
 use crate::engine::{Input, Population};
 use crate::nets::ArchSpec;
 use crate::report::json::{read_json, write_json};
+use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -443,6 +445,23 @@ pub struct NullBank {
 /// Current null-bank file format.
 pub const NULL_BANK_VERSION: u32 = 2;
 
+impl ShardedBank for NullBank {
+    type Run = DetectronRun;
+    fn runs(&self) -> &[DetectronRun] {
+        &self.runs
+    }
+    fn runs_mut(&mut self) -> &mut Vec<DetectronRun> {
+        &mut self.runs
+    }
+    fn same_bank(&self, other: &Self) -> bool {
+        self.format_version == other.format_version
+            && self.base_model == other.base_model
+            && self.n_query == other.n_query
+            && self.seed == other.seed
+            && self.config.same_procedure(&other.config)
+    }
+}
+
 impl NullBank {
     /// The bank file for |Q| = `n_query` next to `path` (e.g. the base model or meta-model file):
     /// `<path>.detectron-null-q<n>.json`.
@@ -466,11 +485,7 @@ impl NullBank {
 
     /// Whether this bank's runs are what `extend` would compute for these arguments.
     fn matches(&self, base: &BaseModel<'_>, n_query: usize, seed: u64, cfg: &DetectronConfig) -> bool {
-        self.format_version == NULL_BANK_VERSION
-            && self.base_model == base.fingerprint()
-            && self.n_query == n_query
-            && self.seed == seed
-            && self.config.same_procedure(cfg)
+        self.same_bank(&Self::empty(base, n_query, seed, cfg))
     }
 
     /// Adds runs until the bank holds `runs`: run r draws `n_query` images without replacement
@@ -496,32 +511,76 @@ impl NullBank {
         if missing == 0 {
             return Ok(());
         }
-        let len = base.spec.input_len();
-        let n = images(pool, base.spec, self.n_query.max(1), "Detectron in-distribution pool")?;
         let groups = missing.div_ceil(self.config.max_parallel.max(1));
         let per = missing.div_ceil(groups);
         while self.runs.len() < runs {
-            let first = self.runs.len() as u64;
-            let last = (first + per as u64).min(runs as u64);
-            let mut queries: Vec<Vec<f32>> = Vec::new();
-            let mut seeds = Vec::new();
-            for r in first..last {
-                let idx = rand::seq::index::sample(&mut stream(self.seed, "detectron-null", r), n, self.n_query);
-                queries.push(
-                    idx.iter()
-                        .flat_map(|i| pool[i * len..(i + 1) * len].iter().copied())
-                        .collect(),
-                );
-                seeds.push(crate::engine::rng::derive_seed(self.seed, "detectron-null-run", r));
-            }
-            let refs: Vec<&[f32]> = queries.iter().map(|q| q.as_slice()).collect();
-            let new = run_detectron(base, p, &refs, &seeds, &self.config, quiet)?;
+            let first = self.runs.len();
+            let group: Vec<usize> = (first..(first + per).min(runs)).collect();
+            let new = self.compute_runs(base, p, pool, &group, quiet)?;
             self.runs.extend(new);
             if let Some(path) = save {
                 write_json(path, self)?;
             }
         }
         Ok(())
+    }
+
+    /// The runs `indices` of this bank, trained as one population: run r draws `n_query` images
+    /// without replacement from `pool` with `stream(seed, "detectron-null", r)` and trains with
+    /// the seed `derive_seed(seed, "detectron-null-run", r)`.
+    fn compute_runs(
+        &self,
+        base: &BaseModel<'_>,
+        p: &Images<'_>,
+        pool: &[f32],
+        indices: &[usize],
+        quiet: bool,
+    ) -> Result<Vec<DetectronRun>, ShiftError> {
+        let len = base.spec.input_len();
+        let n = images(pool, base.spec, self.n_query.max(1), "Detectron in-distribution pool")?;
+        let mut queries: Vec<Vec<f32>> = Vec::new();
+        let mut seeds = Vec::new();
+        for &r in indices {
+            let r = r as u64;
+            let idx = rand::seq::index::sample(&mut stream(self.seed, "detectron-null", r), n, self.n_query);
+            queries.push(
+                idx.iter()
+                    .flat_map(|i| pool[i * len..(i + 1) * len].iter().copied())
+                    .collect(),
+            );
+            seeds.push(crate::engine::rng::derive_seed(self.seed, "detectron-null-run", r));
+        }
+        let refs: Vec<&[f32]> = queries.iter().map(|q| q.as_slice()).collect();
+        run_detectron(base, p, &refs, &seeds, &self.config, quiet)
+    }
+
+    /// Builds (or resumes) the part of `shard` of the bank at `NullBank::path_next_to(next_to,
+    /// n_query)` with `runs` runs ([`bank_shards::build_part`]): the runs r ≡ I (mod N), in
+    /// populations of at most `max_parallel`. Returns the runs the part holds and should hold.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_shard(
+        next_to: &Path,
+        base: &BaseModel<'_>,
+        p: &Images<'_>,
+        pool: &[f32],
+        n_query: usize,
+        runs: usize,
+        seed: u64,
+        cfg: &DetectronConfig,
+        shard: Shard,
+        quiet: bool,
+    ) -> Result<(usize, usize), ShiftError> {
+        if runs < 2 {
+            return Err(ShiftError::Invalid(format!(
+                "a null bank needs at least 2 runs, got {runs}"
+            )));
+        }
+        let empty = Self::empty(base, n_query, seed, cfg);
+        let path = Self::path_next_to(next_to, n_query);
+        let part = bank_shards::build_part(&path, shard, runs, &empty, cfg.max_parallel, |group| {
+            empty.compute_runs(base, p, pool, group, quiet)
+        })?;
+        Ok((part.bank.runs.len(), part.indices().len()))
     }
 
     /// A bank of `runs` runs ([`NullBank::extend`]), not saved.
@@ -543,7 +602,9 @@ impl NullBank {
 
     /// The bank at `NullBank::path_next_to(next_to, n_query)` with at least `runs` runs: read
     /// when it exists for this base model, |Q|, seed and procedure, completed when it holds fewer
-    /// runs (a killed computation resumes), computed otherwise; saved after every population.
+    /// runs (a killed computation resumes), merged from its shard parts when there are any
+    /// ([`bank_shards::merge_parts`]; an error names the shards missing), computed otherwise;
+    /// saved after every population.
     /// Returns the bank and whether any run was computed.
     #[allow(clippy::too_many_arguments)]
     pub fn load_or_compute(
@@ -558,13 +619,20 @@ impl NullBank {
         quiet: bool,
     ) -> Result<(NullBank, bool), ShiftError> {
         let path = Self::path_next_to(next_to, n_query);
-        let mut bank = match path.exists() {
+        let read = || match path.exists() {
             true => read_json::<NullBank>(&path)
                 .ok()
                 .filter(|b| b.matches(base, n_query, seed, cfg)),
             false => None,
+        };
+        let mut bank = read().unwrap_or_else(|| Self::empty(base, n_query, seed, cfg));
+        if bank.runs.len() < runs {
+            let empty = Self::empty(base, n_query, seed, cfg);
+            let complete = || read().filter(|b| b.runs.len() >= runs);
+            if let Some(merged) = bank_shards::merge_or_reread(&path, runs, &empty, complete)? {
+                bank = merged;
+            }
         }
-        .unwrap_or_else(|| Self::empty(base, n_query, seed, cfg));
         bank.config.threads = cfg.threads;
         bank.config.max_parallel = cfg.max_parallel;
         let before = bank.runs.len();

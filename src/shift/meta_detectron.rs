@@ -11,6 +11,7 @@
 //! g = f when fine-tuning changes nothing and every difference between them comes from the
 //! fine-tuning on S.
 
+use super::bank_shards::{self, ShardedBank};
 use super::detectron::BaseModel;
 use super::stats::{argmax_rows, disagreement_rate, quantile_test};
 use super::{DetectionResult, ShiftError};
@@ -18,6 +19,7 @@ use crate::data::{Dataset, Normalization};
 use crate::engine::rng::stream;
 use crate::flow::sample::{embed_context, sample};
 use crate::flow::MetaModel;
+use crate::shard::Shard;
 use crate::tune::adjoint::{AmConfig, Scope};
 use crate::tune::classify::{ClassifierObjective, ClassifierReward};
 use crate::tune::meta::{decoder, fine_tune};
@@ -328,27 +330,21 @@ pub fn bank_path(prefix: &Path, n_query: usize, cfg: &MetaDetectronConfig) -> st
     p.into()
 }
 
-/// Reads the P* bank from `path`, or computes it (P*_j = `n_query` images of `pool` drawn with
-/// `stream(model_seed, "meta-detectron-null", j)`) and saves it. Returns the bank and whether it
-/// was computed.
-pub fn load_or_compute_bank(
-    path: &Path,
-    ctx: &MetaContext<'_>,
-    pool: &Dataset,
-    n_query: usize,
-    cfg: &MetaDetectronConfig,
-    quiet: bool,
-) -> Result<(MetaNullBank, bool), ShiftError> {
-    let mut plain = cfg.clone();
-    plain.trace = false;
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(bank) = serde_json::from_slice::<MetaNullBank>(&bytes) {
-            let complete = bank.runs.iter().all(|r| r.entropy_f.is_some());
-            if bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs && complete {
-                return Ok((bank, false));
-            }
-        }
+impl ShardedBank for MetaNullBank {
+    type Run = MetaRun;
+    fn runs(&self) -> &[MetaRun] {
+        &self.runs
     }
+    fn runs_mut(&mut self) -> &mut Vec<MetaRun> {
+        &mut self.runs
+    }
+    fn same_bank(&self, other: &Self) -> bool {
+        self.n_query == other.n_query && self.config == other.config
+    }
+}
+
+/// A P* bank of |Q| = `n_query` with no runs yet, its settings checked (`trace` is off in banks).
+fn empty_bank(pool: &Dataset, n_query: usize, cfg: &MetaDetectronConfig) -> Result<MetaNullBank, ShiftError> {
     if cfg.null_runs < 2 {
         return Err(ShiftError::Invalid(format!(
             "meta-detectron needs at least 2 null runs, got {}",
@@ -361,44 +357,106 @@ pub fn load_or_compute_bank(
             pool.len()
         )));
     }
-    let mut runs = Vec::with_capacity(cfg.null_runs);
-    for j in 0..cfg.null_runs {
-        let idx = rand::seq::index::sample(
-            &mut stream(ctx.model_seed, "meta-detectron-null", j as u64),
-            pool.len(),
-            n_query,
-        )
-        .into_vec();
-        let s = pool.subset(&idx);
-        let r = meta_run(
-            ctx,
-            &s,
-            &plain,
-            plain.run_seed(
-                ctx.model_seed,
-                ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1),
-            ),
-        )?;
-        if !quiet {
-            eprintln!(
-                "meta-detectron null run {}/{}: entropy {:.4} disagreement {:.3} ({:.1} s)",
-                j + 1,
-                cfg.null_runs,
-                r.entropy,
-                r.disagreement,
-                r.seconds
-            );
-        }
-        runs.push(r);
-    }
-    let bank = MetaNullBank {
+    Ok(MetaNullBank {
         n_query,
-        config: plain,
-        runs,
+        config: MetaDetectronConfig {
+            trace: false,
+            ..cfg.clone()
+        },
+        runs: Vec::new(),
+    })
+}
+
+/// Null run `j` of `bank`: P*_j = `n_query` images of `pool` drawn with
+/// `stream(model_seed, "meta-detectron-null", j)`, fine-tuned with a seed of j.
+fn null_run(
+    ctx: &MetaContext<'_>,
+    pool: &Dataset,
+    bank: &MetaNullBank,
+    j: usize,
+    quiet: bool,
+) -> Result<MetaRun, ShiftError> {
+    let cfg = &bank.config;
+    let idx = rand::seq::index::sample(
+        &mut stream(ctx.model_seed, "meta-detectron-null", j as u64),
+        pool.len(),
+        bank.n_query,
+    )
+    .into_vec();
+    let s = pool.subset(&idx);
+    let r = meta_run(
+        ctx,
+        &s,
+        cfg,
+        cfg.run_seed(
+            ctx.model_seed,
+            ctx.model_seed.wrapping_mul(1_000_003).wrapping_add(j as u64 + 1),
+        ),
+    )?;
+    if !quiet {
+        eprintln!(
+            "meta-detectron null run {}/{}: entropy {:.4} disagreement {:.3} ({:.1} s)",
+            j + 1,
+            cfg.null_runs,
+            r.entropy,
+            r.disagreement,
+            r.seconds
+        );
+    }
+    Ok(r)
+}
+
+/// Reads the P* bank from `path`, or merges it from its shard parts when there are any
+/// ([`bank_shards::merge_parts`]; an error names the shards missing), or computes it (run j as
+/// [`null_run`]) and saves it. Returns the bank and whether it was computed.
+pub fn load_or_compute_bank(
+    path: &Path,
+    ctx: &MetaContext<'_>,
+    pool: &Dataset,
+    n_query: usize,
+    cfg: &MetaDetectronConfig,
+    quiet: bool,
+) -> Result<(MetaNullBank, bool), ShiftError> {
+    let mut plain = cfg.clone();
+    plain.trace = false;
+    let read = || {
+        let bank = serde_json::from_slice::<MetaNullBank>(&std::fs::read(path).ok()?).ok()?;
+        let complete = bank.runs.iter().all(|r| r.entropy_f.is_some());
+        (bank.n_query == n_query && bank.config == plain && bank.runs.len() == cfg.null_runs && complete)
+            .then_some(bank)
     };
+    if let Some(bank) = read() {
+        return Ok((bank, false));
+    }
+    let mut bank = empty_bank(pool, n_query, cfg)?;
+    if let Some(merged) = bank_shards::merge_or_reread(path, cfg.null_runs, &bank, read)? {
+        return Ok((merged, true));
+    }
+    for j in 0..cfg.null_runs {
+        let r = null_run(ctx, pool, &bank, j, quiet)?;
+        bank.runs.push(r);
+    }
     let json = serde_json::to_vec_pretty(&bank).map_err(|e| ShiftError::Invalid(format!("null bank: {e}")))?;
     crate::report::json::write_atomic(path, &json).map_err(|e| ShiftError::Invalid(e.to_string()))?;
     Ok((bank, true))
+}
+
+/// Builds (or resumes) the part of `shard` of the P* bank at `path` ([`bank_shards::build_part`]):
+/// the null runs j ≡ I (mod N), saved after each. Returns the runs the part holds and should hold.
+pub fn build_bank_shard(
+    path: &Path,
+    ctx: &MetaContext<'_>,
+    pool: &Dataset,
+    n_query: usize,
+    cfg: &MetaDetectronConfig,
+    shard: Shard,
+    quiet: bool,
+) -> Result<(usize, usize), ShiftError> {
+    let empty = empty_bank(pool, n_query, cfg)?;
+    let part = bank_shards::build_part(path, shard, cfg.null_runs, &empty, 1, |group| {
+        group.iter().map(|&j| null_run(ctx, pool, &empty, j, quiet)).collect()
+    })?;
+    Ok((part.bank.runs.len(), part.indices().len()))
 }
 
 /// The test: the query run against the bank. Returns the entropy result with the disagreement

@@ -2,6 +2,7 @@
 //!
 //! Every detector returns one [`DetectionResult`].
 
+pub mod bank_shards;
 pub mod baselines;
 pub mod detector;
 pub mod detectron;
@@ -18,7 +19,7 @@ pub use detectron::{
     decide, detectron_test, run_detectron, BaseModel, Budget, DetectronConfig, DetectronRun, Images, NullBank,
 };
 pub use meta_detectron::MetaDetectronConfig;
-pub use pipeline::{Method, ModelSource, Setup, SetupConfig};
+pub use pipeline::{BankShard, Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;
 
 /// Errors of the shift tests.

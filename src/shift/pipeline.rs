@@ -16,7 +16,8 @@
 use super::baselines::{bbsd, mmd};
 use super::detectron::{detectron_test, logits_chunked, BaseModel, Budget, DetectronConfig, Images, NullBank};
 use super::meta_detectron::{
-    bank_path, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext, MetaDetectronConfig,
+    bank_path, build_bank_shard, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext,
+    MetaDetectronConfig,
 };
 use super::stats::{argmax_rows, binomial_sf};
 use super::{DetectionResult, ShiftError};
@@ -26,6 +27,7 @@ use crate::engine::rng::stream;
 use crate::engine::Population;
 use crate::flow::{sample, MetaModel};
 use crate::nets::ArchSpec;
+use crate::shard::Shard;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -763,16 +765,14 @@ impl Setup {
         Ok(self.meta_detectron(None, n_query, 0)?.1)
     }
 
-    /// Meta-Detectron on the query `q` (normalized, `nq` images): the P* bank (cached under
-    /// `<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`), the query run and the test
-    /// (no query: the bank only). Returns the result and the seconds spent computing the bank
-    /// (0 when read).
-    fn meta_detectron(
+    /// Calls `f` with the Meta-Detectron context of this setup, the null pool, the settings and
+    /// the cache file of the P* bank for |Q| = `nq`
+    /// (`<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`).
+    fn with_meta<T>(
         &self,
-        q: Option<&[f32]>,
         nq: usize,
-        seed: u64,
-    ) -> Result<(Option<DetectionResult>, f64), ShiftError> {
+        f: impl FnOnce(&MetaContext<'_>, &Dataset, &MetaDetectronConfig, &Path) -> Result<T, ShiftError>,
+    ) -> Result<T, ShiftError> {
         let Some(dir) = &self.meta_dir else {
             return Err(ShiftError::Invalid(
                 "meta-detectron needs the meta-model (--meta) to fine-tune".into(),
@@ -793,7 +793,6 @@ impl Setup {
         let c = self.spec.num_classes();
         let p_labels = crate::shift::stats::argmax_rows(&self.p_softmax, c);
         let p_ds = self.reference.subset(&self.p_idx);
-        let threads = self.cfg.detectron.threads;
         let ctx = MetaContext {
             meta: &meta,
             items,
@@ -803,36 +802,104 @@ impl Setup {
             p_labels: &p_labels,
             model_seed: self.cfg.model_seed,
             steps: self.cfg.steps.unwrap_or(meta.config.sample_steps),
-            threads,
+            threads: self.cfg.detectron.threads,
         };
         std::fs::create_dir_all(&self.cache_dir)
             .map_err(|e| ShiftError::Invalid(format!("cache directory {}: {e}", self.cache_dir.display())))?;
         let path = bank_path(&self.cache_dir.join(&self.key), nq, &cfg);
-        let t = Instant::now();
         let pool = self.reference.subset(&self.pool_idx);
-        let (bank, computed) = load_or_compute_bank(&path, &ctx, &pool, nq, &cfg, self.cfg.quiet)?;
-        let setup_s = if computed { t.elapsed().as_secs_f64() } else { 0.0 };
-        let Some(q) = q else {
-            return Ok((None, setup_s));
-        };
-        let f_q = softmax_of(&self.base(), q, threads)?;
-        let q_ds = dataset_from_tensor(
-            q,
-            self.reference.shape,
-            &self.norm,
-            crate::shift::stats::argmax_rows(&f_q, c),
-        )?;
-        let run = meta_run(
-            &ctx,
-            &q_ds,
-            &cfg,
-            cfg.run_seed(self.cfg.model_seed, seed.wrapping_add(0x9e37_79b9)),
-        )?;
-        let r = decide(&run, &bank, nq, seed)?
-            .with("null_bank", path.display().to_string())
-            .with("query_run_s", run.seconds);
-        Ok((Some(r), setup_s))
+        f(&ctx, &pool, &cfg, &path)
     }
+
+    /// Meta-Detectron on the query `q` (normalized, `nq` images): the P* bank (cached, see
+    /// [`Setup::with_meta`]), the query run and the test (no query: the bank only). Returns the
+    /// result and the seconds spent computing the bank (0 when read).
+    fn meta_detectron(
+        &self,
+        q: Option<&[f32]>,
+        nq: usize,
+        seed: u64,
+    ) -> Result<(Option<DetectionResult>, f64), ShiftError> {
+        self.with_meta(nq, |ctx, pool, cfg, path| {
+            let t = Instant::now();
+            let (bank, computed) = load_or_compute_bank(path, ctx, pool, nq, cfg, self.cfg.quiet)?;
+            let setup_s = if computed { t.elapsed().as_secs_f64() } else { 0.0 };
+            let Some(q) = q else {
+                return Ok((None, setup_s));
+            };
+            let c = self.spec.num_classes();
+            let f_q = softmax_of(&self.base(), q, ctx.threads)?;
+            let q_ds = dataset_from_tensor(
+                q,
+                self.reference.shape,
+                &self.norm,
+                crate::shift::stats::argmax_rows(&f_q, c),
+            )?;
+            let run = meta_run(
+                ctx,
+                &q_ds,
+                cfg,
+                cfg.run_seed(self.cfg.model_seed, seed.wrapping_add(0x9e37_79b9)),
+            )?;
+            let r = decide(&run, &bank, nq, seed)?
+                .with("null_bank", path.display().to_string())
+                .with("query_run_s", run.seconds);
+            Ok((Some(r), setup_s))
+        })
+    }
+
+    /// Builds (or resumes) the part of `shard` of the null bank of `method` (Detectron or
+    /// Meta-Detectron) for |Q| = `n_query` in the cache ([`crate::shift::bank_shards`]); the
+    /// unsharded bank call ([`Setup::null_bank`], [`Setup::meta_bank`], any test) merges the
+    /// parts once every shard is done. Returns the bank file, the runs the part holds and the
+    /// runs it should hold.
+    pub fn bank_shard(&self, method: Method, n_query: usize, shard: Shard) -> Result<BankShard, ShiftError> {
+        match method {
+            Method::Detectron => {
+                std::fs::create_dir_all(&self.cache_dir)
+                    .map_err(|e| ShiftError::Invalid(format!("cache directory {}: {e}", self.cache_dir.display())))?;
+                let next_to = self.cache_dir.join(&self.key);
+                let (done, total) = NullBank::build_shard(
+                    &next_to,
+                    &self.base(),
+                    &self.detectron_p()?,
+                    self.detectron_pool()?,
+                    n_query,
+                    self.cfg.null_runs,
+                    self.cfg.model_seed,
+                    &self.cfg.detectron,
+                    shard,
+                    self.cfg.quiet,
+                )?;
+                Ok(BankShard {
+                    bank: NullBank::path_next_to(&next_to, n_query),
+                    done,
+                    total,
+                })
+            }
+            Method::MetaDetectron => self.with_meta(n_query, |ctx, pool, cfg, path| {
+                let (done, total) = build_bank_shard(path, ctx, pool, n_query, cfg, shard, self.cfg.quiet)?;
+                Ok(BankShard {
+                    bank: path.to_path_buf(),
+                    done,
+                    total,
+                })
+            }),
+            m => Err(ShiftError::Invalid(format!(
+                "--shard splits the null bank of detectron and meta-detectron; {m} has none"
+            ))),
+        }
+    }
+}
+
+/// What [`Setup::bank_shard`] built.
+#[derive(Clone, Debug)]
+pub struct BankShard {
+    /// The whole bank's file (the part is beside it, [`crate::shift::bank_shards::part_path`]).
+    pub bank: PathBuf,
+    /// Runs the part holds, and should hold.
+    pub done: usize,
+    pub total: usize,
 }
 
 /// The official budget's sets (see [`OfficialSplit`]).

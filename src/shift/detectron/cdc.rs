@@ -177,7 +177,20 @@ pub(crate) fn train_round(
         }
         let steps = plans.iter().map(Vec::len).max().unwrap_or(0);
         let slots = |f: fn(&Step) -> usize| plans.iter().flatten().map(f).max().unwrap_or(0);
-        let (p_slots, q_slots) = (slots(|s| s.p.len()), slots(|s| s.q.len()));
+        let (mut p_slots, mut q_slots) = (slots(|s| s.p.len()), slots(|s| s.q.len()));
+        if cfg.budget == Budget::Fast {
+            // Slots that bound every run's step whatever runs train beside it, so a run's batches
+            // (and so its result, bit for bit) do not depend on the population it trains in.
+            let per_epoch = np.div_ceil(cfg.batch_size).max(1);
+            p_slots = p_slots.max(cfg.batch_size.min(np));
+            q_slots = q_slots.max(
+                active
+                    .iter()
+                    .map(|&j| runs[j].nq.div_ceil(per_epoch))
+                    .max()
+                    .unwrap_or(0),
+            );
+        }
         for t in 0..steps {
             let step: Vec<Option<&Step>> = plans.iter().map(|pl| pl.get(t)).collect();
             let batch = assemble_batch(len, p, p_labels, &q_sets, &q_labels, &step, p_slots, q_slots, &lambdas);

@@ -545,3 +545,40 @@ fn null_banks_resume_where_they_stopped() {
     let (_, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 5, 9, &cfg, true).unwrap();
     assert!(!computed, "a bank with enough runs is read");
 }
+
+/// A bank built in 3 shards (each run r ≡ I mod 3, in populations of its own) and merged by the
+/// unsharded call equals the bank computed in one population, bit for bit (fast budget: a run's
+/// batches do not depend on the runs beside it); a missing shard is named.
+#[test]
+fn null_banks_built_in_shards_merge_to_the_single_run() {
+    let f = fixture();
+    let base = BaseModel {
+        spec: &f.spec,
+        weights: &f.w,
+    };
+    let cfg = DetectronConfig {
+        ensemble: 2,
+        epochs: 1,
+        ..small_cfg()
+    };
+    let p = Images::Tensor(&f.p);
+    let whole = NullBank::compute(&base, &p, &f.pool, 5, 7, 9, &cfg, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("f");
+    let shard = |i| crate::shard::Shard::new(i, 3).unwrap();
+    for i in [0, 2] {
+        let (done, total) = NullBank::build_shard(&at, &base, &p, &f.pool, 5, 7, 9, &cfg, shard(i), true).unwrap();
+        assert_eq!((done, total), (shard(i).indices(7).len(), shard(i).indices(7).len()));
+    }
+    let e = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 7, 9, &cfg, true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shard 1/3: missing"), "{e}");
+    NullBank::build_shard(&at, &base, &p, &f.pool, 5, 7, 9, &cfg, shard(1), true).unwrap();
+    let (merged, computed) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 7, 9, &cfg, true).unwrap();
+    assert!(!computed, "merged, not computed");
+    assert_eq!(merged.runs, whole.runs, "merged shards = one population, bit for bit");
+    assert!(NullBank::path_next_to(&at, 5).exists(), "the merged bank is saved");
+    let (again, _) = NullBank::load_or_compute(&at, &base, &p, &f.pool, 5, 7, 9, &cfg, true).unwrap();
+    assert_eq!(again.runs, whole.runs);
+}
