@@ -3,6 +3,7 @@
 //! (exit code 2); each converts into the library type it selects. Variants carry `//` comments,
 //! not doc comments, so that `--help` prints the values inline.
 
+use crate::flow::align::AlignMode;
 use crate::flow::cfm::Coupling;
 use crate::flow::source::{Source, StandardizeMode};
 use crate::flow::Solver;
@@ -194,6 +195,24 @@ impl From<StandardizeArg> for StandardizeMode {
     }
 }
 
+/// Permutation alignment of a zoo's checkpoints before meta-model training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AlignArg {
+    // The checkpoints as trained.
+    None,
+    // Git Re-Basin weight matching of every checkpoint to its zoo's first.
+    WeightMatching,
+}
+
+impl From<AlignArg> for AlignMode {
+    fn from(a: AlignArg) -> AlignMode {
+        match a {
+            AlignArg::None => AlignMode::None,
+            AlignArg::WeightMatching => AlignMode::WeightMatching,
+        }
+    }
+}
+
 /// An ODE solver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SolverArg {
@@ -279,6 +298,10 @@ mod tests {
         for s in StandardizeArg::value_variants() {
             let parsed: StandardizeMode = serde_json::from_value(serde_json::Value::String(name(s))).unwrap();
             assert_eq!(StandardizeMode::from(*s), parsed);
+        }
+        for a in AlignArg::value_variants() {
+            let parsed: AlignMode = serde_json::from_value(serde_json::Value::String(name(a))).unwrap();
+            assert_eq!(AlignMode::from(*a), parsed);
         }
         for a in ArchArg::value_variants() {
             let act = Activation::Gelu;

@@ -1,6 +1,6 @@
 //! `weightflow flow train|sample|info`: the NM-CFM meta-model on the command line.
 
-use super::choices::{CouplingArg, SolverArg, SourceArg, StandardizeArg};
+use super::choices::{AlignArg, CouplingArg, SolverArg, SourceArg, StandardizeArg};
 use crate::data::{self, Dataset, Normalization};
 use crate::flow::context::ItemKind;
 use crate::flow::model::{FlowConfig, TargetSpace};
@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// Standardization of the weights: per coordinate, per layer, or none.
     #[arg(long, value_enum, default_value_t = StandardizeArg::Coordinate)]
     pub standardize: StandardizeArg,
+    /// Permutation alignment of each zoo's checkpoints to its first before training (and before
+    /// the VAE): weight matching (Git Re-Basin) or none.
+    #[arg(long, value_enum, default_value_t = AlignArg::None)]
+    pub align: AlignArg,
     /// Context embedding size; 0 trains an unconditional model.
     #[arg(long, default_value_t = FlowConfig::default().ctx_dim)]
     pub ctx_dim: usize,
@@ -125,6 +129,7 @@ impl TrainArgs {
             coupling: self.coupling.into(),
             source: self.source.into(),
             standardize: self.standardize.into(),
+            align: self.align.into(),
             threads: self.threads.unwrap_or(0),
             ..FlowConfig::default()
         };
@@ -279,6 +284,16 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let Some((spec, layout)) = arch else {
         bail!("--zoo: no zoo given")
     };
+    let aligned = crate::flow::align::align_groups(&spec, &mut groups, cfg.align).context("--align")?;
+    if let (Some(s), false) = (&aligned, a.quiet) {
+        for g in &s.groups {
+            eprintln!(
+                "aligned {} targets of {} ({} sweeps at most): mean L2 to the first {:.4} → {:.4}",
+                g.targets, g.name, g.max_sweeps, g.mean_l2_before, g.mean_l2_after
+            );
+        }
+        eprintln!("alignment took {:.2}s", s.seconds);
+    }
     let (layout, codec) = match a.vae_latent {
         None => (layout, None),
         Some(l) => {
@@ -312,7 +327,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let meta = train(&cfg, &space, &groups, Some(&mut cb)).context("flow train")?;
+    let mut meta = train(&cfg, &space, &groups, Some(&mut cb)).context("flow train")?;
+    meta.summary.align = aligned;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }

@@ -132,11 +132,12 @@ pub fn sample_from_plan(plan: &[f64], n0: usize, n1: usize, rng: &mut Rng) -> Ve
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::rng::stream;
 
-    fn permutations(n: usize) -> Vec<Vec<usize>> {
+    /// Every permutation of 0..n (brute-force references).
+    pub(crate) fn permutations(n: usize) -> Vec<Vec<usize>> {
         if n == 0 {
             return vec![vec![]];
         }
@@ -151,7 +152,8 @@ mod tests {
         out
     }
 
-    fn total(cost: &[f64], n: usize, pi: &[usize]) -> f64 {
+    /// Σ_i cost[i, π(i)].
+    pub(crate) fn total(cost: &[f64], n: usize, pi: &[usize]) -> f64 {
         (0..n).map(|i| cost[i * n + pi[i]]).sum()
     }
 

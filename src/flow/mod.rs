@@ -1,11 +1,12 @@
 //! NM-CFM: the conditional flow-matching meta-model over weight vectors.
 //!
-//! Owns the velocity network ([`velocity`], on the hand-written MLP of [`mlp`]), its training
+//! Owns the permutation alignment of the targets ([`align`]), the velocity network ([`velocity`], on the hand-written MLP of [`mlp`]), its training
 //! state ([`opt`]), an optional latent-space VAE ([`vae`]), flow-matching paths and minibatch couplings ([`cfm`], [`coupling`]), the
 //! source distribution and standardization ([`source`]), ODE solvers ([`solve`]), the set
 //! encoder of the conditioning images ([`context`]), training and sampling of a [`MetaModel`]
 //! ([`train`], [`sample`], [`model`]) and the MLP step benchmark ([`bench`]).
 
+pub mod align;
 pub mod bench;
 pub mod cfm;
 pub mod context;

@@ -5,6 +5,7 @@
 //! validated on load (setting ranges, sizes against the weights file, finite weights), with
 //! errors naming the file and the field.
 
+use super::align::{AlignMode, AlignSummary};
 use super::cfm::Coupling;
 use super::context::{ContextConfig, ContextEncoder, ItemKind};
 use super::opt::OptSettings;
@@ -43,6 +44,9 @@ pub struct FlowConfig {
     pub coupling: Coupling,
     pub source: Source,
     pub standardize: StandardizeMode,
+    /// Permutation alignment the targets went through before training ([`super::align`];
+    /// applied by the caller, `flow train --align`; absent in older models: none).
+    pub align: AlignMode,
     /// Minibatch size of target samples.
     pub batch: usize,
     /// Training iterations.
@@ -76,6 +80,7 @@ impl Default for FlowConfig {
             coupling: Coupling::Independent,
             source: Source::Init(InitScheme::KaimingNormal),
             standardize: StandardizeMode::Coordinate,
+            align: AlignMode::None,
             batch: 64,
             iterations: 1500,
             opt: OptSettings {
@@ -219,6 +224,9 @@ pub struct TrainSummary {
     pub seconds: f64,
     pub groups: usize,
     pub targets: usize,
+    /// What the permutation alignment of the targets did (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align: Option<AlignSummary>,
 }
 
 /// What the model knows about each training group.

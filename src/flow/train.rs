@@ -222,6 +222,7 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
             groups: groups.len(),
             targets: total,
+            align: None,
         },
     })
 }
