@@ -476,6 +476,7 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         out["mean_acc"] = serde_json::json!(mean);
         out["std_acc"] = serde_json::json!(std);
         out["top5_acc"] = serde_json::json!(top5);
+        out["disagreement"] = serde_json::json!(r.disagreement);
         // Mean cross-entropy per classifier: with −loss as a reward, weighting the samples by
         // exp(−λ·loss) estimates what the tilt p_base·exp(λr) of `tune` can reach.
         out["loss"] = serde_json::json!(r.loss);
@@ -505,11 +506,12 @@ fn run_sample(a: SampleArgs) -> anyhow::Result<()> {
         let pct = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
         if let Some(m) = out.get("mean_acc") {
             println!(
-                "accuracy on {}: mean {:.2}% ± {:.2}, top-5 mean {:.2}%",
+                "accuracy on {}: mean {:.2}% ± {:.2}, top-5 mean {:.2}%, pairwise disagreement {:.2}%",
                 out["eval"].as_str().unwrap_or_default(),
                 pct(m),
                 pct(&out["std_acc"]),
-                pct(&out["top5_acc"])
+                pct(&out["top5_acc"]),
+                pct(&out["disagreement"])
             );
         }
         if let Some(curve) = out.get("tilt").and_then(|c| c.as_array()) {

@@ -437,18 +437,21 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
         "dir": a.dir.display().to_string(), "data": a.data, "epoch": epoch, "images": ds.len(),
         "mean_acc": mean(r.acc.iter().copied()), "std_acc": std_dev(&r.acc),
         "mean_loss": mean(r.loss.iter().copied()), "acc": r.acc, "loss": r.loss,
+        "disagreement": r.disagreement,
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{} epoch {epoch} on {} ({} images): mean acc {:.2}% ± {:.2}, mean loss {:.4}",
+            "{} epoch {epoch} on {} ({} images): mean acc {:.2}% ± {:.2}, mean loss {:.4}, pairwise disagreement {}",
             a.dir.display(),
             a.data,
             ds.len(),
             100.0 * mean(r.acc.iter().copied()),
             100.0 * std_dev(&r.acc),
-            mean(r.loss.iter().copied())
+            mean(r.loss.iter().copied()),
+            r.disagreement
+                .map_or("n/a".to_string(), |d| format!("{:.2}%", 100.0 * d))
         );
     }
     Ok(())

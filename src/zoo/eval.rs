@@ -1,6 +1,7 @@
 //! Evaluation of a whole population on a dataset: logits from the engine with
 //! [`Input::Shared`] (every model sees the same images) in chunks, so memory stays bounded;
-//! per-model mean cross-entropy and accuracy, summed in f64 in a fixed order.
+//! per-model mean cross-entropy and accuracy, summed in f64 in a fixed order, and the population's
+//! diversity as the mean pairwise disagreement of its predictions.
 
 use super::ZooError;
 use crate::data::{Dataset, Normalization};
@@ -18,6 +19,9 @@ pub struct EvalResult {
     pub loss: Vec<f64>,
     /// `[K]` accuracy in [0, 1].
     pub acc: Vec<f64>,
+    /// Mean over the K(K−1)/2 pairs of models of the fraction of images on which their
+    /// predicted classes differ; `None` for a single model.
+    pub disagreement: Option<f64>,
 }
 
 /// Evaluates the K models `w [K, D]` of `spec` on all of `ds` (normalized with `norm`).
@@ -48,6 +52,7 @@ pub fn evaluate(
     let mut correct = vec![0usize; models];
     let mut lp = vec![0f32; classes];
     let idx: Vec<usize> = (0..n).collect();
+    let mut pred = vec![0u16; models * n]; // [K, n] predicted classes
     for chunk in idx.chunks(EVAL_CHUNK) {
         let x = ds.to_tensor(chunk, norm); // [n, C, H, W]
         let logits = pop.logits(Input::Shared(&x), chunk.len())?; // [K, n, classes]
@@ -57,17 +62,39 @@ pub fn evaluate(
                 let y = ds.labels[i] as usize;
                 log_softmax(z, &mut lp);
                 loss[k] -= lp[y] as f64;
-                if argmax(z) == y {
+                let p = argmax(z);
+                pred[k * n + i] = p as u16;
+                if p == y {
                     correct[k] += 1;
                 }
             }
         }
     }
+    let disagreement = mean_pairwise_disagreement(&pred, models, n);
     let n = n.max(1) as f64;
     Ok(EvalResult {
         loss: loss.iter().map(|l| l / n).collect(),
         acc: correct.iter().map(|&c| c as f64 / n).collect(),
+        disagreement,
     })
+}
+
+/// Mean over pairs of rows of `pred [K, n]` of the fraction of columns where the two differ;
+/// `None` when there is no pair or no column.
+pub fn mean_pairwise_disagreement(pred: &[u16], models: usize, n: usize) -> Option<f64> {
+    if models < 2 || n == 0 {
+        return None;
+    }
+    let mut differ = 0u64;
+    for a in 0..models {
+        let pa = &pred[a * n..(a + 1) * n];
+        for b in a + 1..models {
+            let pb = &pred[b * n..(b + 1) * n];
+            differ += pa.iter().zip(pb).filter(|(x, y)| x != y).count() as u64;
+        }
+    }
+    let pairs = (models * (models - 1) / 2) as f64;
+    Some(differ as f64 / (pairs * n as f64))
 }
 
 /// Index of the largest value (the first on ties).
@@ -79,4 +106,19 @@ pub fn argmax(z: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_pairwise_disagreement;
+
+    #[test]
+    fn pairwise_disagreement_by_hand() {
+        // rows: [0 0 0 0], [0 0 1 1], [1 1 1 1]: pairs differ on 2, 4 and 2 of 4 columns.
+        let pred = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+        let d = mean_pairwise_disagreement(&pred, 3, 4).unwrap();
+        assert!((d - 8.0 / 12.0).abs() < 1e-12, "{d}");
+        assert_eq!(mean_pairwise_disagreement(&pred[..4], 1, 4), None);
+        assert_eq!(mean_pairwise_disagreement(&pred, 3, 0), None);
+    }
 }
