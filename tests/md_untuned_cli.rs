@@ -157,6 +157,12 @@ fn untuned_ablation_beside_meta_detectron() {
     ];
     fit.extend_from_slice(&SMALL);
     fit.extend_from_slice(&md);
+    // a saved detector keeps P without labels, so it cannot fine-tune on P's true labels
+    let mut true_labels = fit.clone();
+    true_labels.extend_from_slice(&["--md-p-labels", "true"]);
+    let (code, _, err) = common::cli::run(&true_labels);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--md-p-labels predicted"), "{err}");
     ok(&fit);
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(format!("{det}/detector.json")).unwrap()).unwrap();
     assert_eq!(cfg["method"], "meta-detectron-untuned", "{cfg}");

@@ -397,6 +397,12 @@ impl Detector {
                  (f's whole training split) is not stored in a detector directory",
             ));
         }
+        if method.is_meta_detectron() && cfg.meta_detectron.p_labels == super::PLabels::True {
+            return Err(invalid(
+                "a saved detector stores P without its labels: fit Meta-Detectron with \
+                 `--md-p-labels predicted`",
+            ));
+        }
         if sizes.is_empty() || sizes.contains(&0) {
             return Err(invalid(format!("--sizes {sizes:?}: give one or more batch sizes ≥ 1")));
         }
