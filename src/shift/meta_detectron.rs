@@ -68,11 +68,14 @@ pub struct MetaDetectronConfig {
     pub common_noise: bool,
     /// The labels of P in ℓ_cdc: f's predictions (the official Detectron's choice, the default)
     /// or P's true labels (the paper's Eq. 3, y_i).
-    #[serde(default)]
+    /// Left out of the JSON at its default, so that banks written before the field existed keep
+    /// their cache file names ([`bank_path`] hashes the settings).
+    #[serde(default, skip_serializing_if = "PLabels::is_default")]
     pub p_labels: PLabels,
     /// The source noise g is generated from: f's own (g = f when nothing moved) or fresh noise
     /// drawn from the model seed (g is then another member of the meta-model's law).
-    #[serde(default)]
+    /// Left out of the JSON at its default, as `p_labels`.
+    #[serde(default, skip_serializing_if = "GNoise::is_default")]
     pub g_noise: GNoise,
 }
 
@@ -87,6 +90,12 @@ pub enum PLabels {
     True,
 }
 
+impl PLabels {
+    fn is_default(&self) -> bool {
+        *self == PLabels::default()
+    }
+}
+
 /// Which source noise g is generated from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +105,12 @@ pub enum GNoise {
     Model,
     /// Noise of `derive_seed(model_seed, "meta-detectron-g", 0)`, the same for every run.
     Fresh,
+}
+
+impl GNoise {
+    fn is_default(&self) -> bool {
+        *self == GNoise::default()
+    }
 }
 
 impl Default for MetaDetectronConfig {
@@ -630,6 +645,32 @@ mod tests {
         let old: MetaDetectronConfig = serde_json::from_value(json).unwrap();
         assert!(!old.common_noise);
         assert_ne!(old, common);
+    }
+
+    /// The fine-tuning choices added later are left out of the JSON at their defaults, so a bank
+    /// written before them keeps its file name; another choice gets another bank.
+    #[test]
+    fn default_choices_keep_older_bank_names() {
+        let cfg = MetaDetectronConfig::default();
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert!(
+            json.get("p_labels").is_none() && json.get("g_noise").is_none(),
+            "{json}"
+        );
+        let fresh = MetaDetectronConfig {
+            g_noise: GNoise::Fresh,
+            p_labels: PLabels::True,
+            ..cfg.clone()
+        };
+        let json = serde_json::to_value(&fresh).unwrap();
+        assert_eq!(
+            (json["g_noise"].as_str(), json["p_labels"].as_str()),
+            (Some("fresh"), Some("true"))
+        );
+        let back: MetaDetectronConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, fresh);
+        let p = Path::new("/c/key");
+        assert_ne!(bank_path(p, 20, &cfg), bank_path(p, 20, &fresh));
     }
 
     #[test]
