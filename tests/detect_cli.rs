@@ -21,29 +21,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn model(dir: &Path) -> String {
     let zoo = dir.join("zoo");
     let z = zoo.to_str().unwrap();
-    ok(&[
-        "zoo",
-        "train",
-        "--data",
-        REF,
-        "--test",
-        NULL,
-        "--models",
-        "2",
-        "--epochs",
-        "2",
-        "--batch",
-        "32",
-        "--lr",
-        "3e-3",
-        "--val-fraction",
-        "0.16",
-        "--threads",
-        "2",
-        "--quiet",
-        "--out",
-        z,
-    ]);
+    common::cli::small_zoo(z);
     let f = dir.join("f.safetensors");
     ok(&["zoo", "export", z, "--model", "0", "--out", f.to_str().unwrap()]);
     f.to_str().unwrap().to_string()
@@ -207,23 +185,7 @@ fn detect_and_grid_on_synthetic_shift() {
     let zoo = dir.path().join("zoo");
     let meta = dir.path().join("meta");
     let train_flow = |out: &Path, extra: &[&str]| -> Value {
-        let mut args = vec![
-            "flow",
-            "train",
-            "--zoo",
-            zoo.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--iterations",
-            "10",
-            "--width",
-            "32",
-            "--quiet",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let out = ok(&args);
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+        common::cli::tiny_meta(zoo.to_str().unwrap(), out.to_str().unwrap(), extra)
     };
     // By default the last epoch's checkpoints (2 models) are the targets; `--epochs-from 1` takes
     // every trained checkpoint (2 models × epochs 1..=2).

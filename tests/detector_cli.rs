@@ -45,29 +45,7 @@ fn saved_detectors_test_unlabeled_batches() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let zoo = d("zoo");
-    ok(&[
-        "zoo",
-        "train",
-        "--data",
-        REF,
-        "--test",
-        NULL,
-        "--models",
-        "2",
-        "--epochs",
-        "2",
-        "--batch",
-        "32",
-        "--lr",
-        "3e-3",
-        "--val-fraction",
-        "0.16",
-        "--threads",
-        "2",
-        "--quiet",
-        "--out",
-        &zoo,
-    ]);
+    common::cli::small_zoo(&zoo);
     let f = d("f.safetensors");
     ok(&["zoo", "export", &zoo, "--model", "0", "--out", &f]);
 
@@ -265,20 +243,7 @@ fn saved_detectors_test_unlabeled_batches() {
 
     // Meta-Detectron with a tiny meta-model, copied into the detector
     let meta = d("meta");
-    ok(&[
-        "flow",
-        "train",
-        "--zoo",
-        &zoo,
-        "--out",
-        &meta,
-        "--iterations",
-        "10",
-        "--width",
-        "32",
-        "--quiet",
-        "--json",
-    ]);
+    common::cli::tiny_meta(&zoo, &meta, &[]);
     let gen = d("gen");
     let torch = d("torch");
     ok(&[

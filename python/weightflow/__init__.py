@@ -48,7 +48,8 @@ def _buffer(x: Any, what: str):
 class Detector:
     """A fitted shift detector: fit once against a reference set, save, load, test many batches.
 
-    Methods: ``"bbsd"``, ``"mmd"``, ``"detectron"``, ``"meta-detectron"`` (the last needs
+    Methods: ``"bbsd"``, ``"mmd"``, ``"detectron"``, ``"meta-detectron"`` and
+    ``"meta-detectron-untuned"`` (its ablation with 0 fine-tuning iterations; both need
     ``meta=``). ``test`` returns the result of the crate's ``detector test --json`` as a dict.
     """
 

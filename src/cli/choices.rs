@@ -9,7 +9,7 @@ use crate::flow::source::{Source, StandardizeMode};
 use crate::flow::Solver;
 use crate::nets::init::InitScheme;
 use crate::nets::Activation;
-use crate::shift::Method;
+use crate::shift::{GNoise, Method, PLabels};
 use crate::tune::adjoint::Scope;
 use clap::ValueEnum;
 
@@ -26,6 +26,9 @@ pub enum MethodArg {
     Detectron,
     #[value(alias = "metadetectron")]
     MetaDetectron,
+    // Meta-Detectron with 0 fine-tuning iterations: the ablation showing what the fine-tuning adds.
+    #[value(alias = "metadetectron-untuned")]
+    MetaDetectronUntuned,
     Bbsd,
     Mmd,
     // f's error rate on Q against the true labels: a yardstick of harm, not a detector.
@@ -38,6 +41,7 @@ impl From<MethodArg> for Method {
         match m {
             MethodArg::Detectron => Method::Detectron,
             MethodArg::MetaDetectron => Method::MetaDetectron,
+            MethodArg::MetaDetectronUntuned => Method::MetaDetectronUntuned,
             MethodArg::Bbsd => Method::Bbsd,
             MethodArg::Mmd => Method::Mmd,
             MethodArg::Oracle => Method::Oracle,
@@ -59,6 +63,42 @@ pub enum MmdFeatures {
     Softmax,
     // The images themselves: any input shift.
     Pixels,
+}
+
+/// The labels of P in Meta-Detectron's ℓ_cdc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PLabelsArg {
+    // f's predictions on P.
+    Predicted,
+    // P's true labels (the paper's Eq. 3).
+    True,
+}
+
+impl From<PLabelsArg> for PLabels {
+    fn from(p: PLabelsArg) -> PLabels {
+        match p {
+            PLabelsArg::Predicted => PLabels::Predicted,
+            PLabelsArg::True => PLabels::True,
+        }
+    }
+}
+
+/// The source noise Meta-Detectron generates g from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GNoiseArg {
+    // f's own noise: g = f before fine-tuning.
+    Model,
+    // Fresh noise derived from the model seed.
+    Fresh,
+}
+
+impl From<GNoiseArg> for GNoise {
+    fn from(g: GNoiseArg) -> GNoise {
+        match g {
+            GNoiseArg::Model => GNoise::Model,
+            GNoiseArg::Fresh => GNoise::Fresh,
+        }
+    }
 }
 
 /// The parameters a fine-tuning moves.

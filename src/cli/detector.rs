@@ -39,6 +39,8 @@ pub enum DetectorMethod {
     Mmd,
     Detectron,
     MetaDetectron,
+    // Meta-Detectron with 0 fine-tuning iterations (its ablation).
+    MetaDetectronUntuned,
 }
 
 impl From<DetectorMethod> for Method {
@@ -48,6 +50,7 @@ impl From<DetectorMethod> for Method {
             DetectorMethod::Mmd => Method::Mmd,
             DetectorMethod::Detectron => Method::Detectron,
             DetectorMethod::MetaDetectron => Method::MetaDetectron,
+            DetectorMethod::MetaDetectronUntuned => Method::MetaDetectronUntuned,
         }
     }
 }

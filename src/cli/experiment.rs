@@ -65,8 +65,10 @@ pub struct ShiftArgs {
     /// below --seeds means --seeds.
     #[arg(long, default_value_t = 0)]
     pub null_queries: u64,
-    /// Methods, comma-separated; `oracle` is f's error rate on Q against the true labels (how
-    /// harmful each shift is at each |Q|, not a detector).
+    /// Methods, comma-separated; `meta-detectron-untuned` is Meta-Detectron with 0 fine-tuning
+    /// iterations (rows `meta-detectron-untuned*`, beside `meta-detectron*`: what the
+    /// fine-tuning adds); `oracle` is f's error rate on Q against the true labels (how harmful
+    /// each shift is at each |Q|, not a detector).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "detectron,bbsd,mmd")]
     pub methods: Vec<MethodArg>,
     #[command(flatten)]

@@ -277,9 +277,12 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
                 _ => bail!("the arguments after -- are not a `detector fit` command line"),
             };
             leave_out(f.shard.is_some() || f.opts.threads.is_some(), "detector fit")?;
-            if !matches!(f.method, DetectorMethod::Detectron | DetectorMethod::MetaDetectron) {
+            if !matches!(
+                f.method,
+                DetectorMethod::Detectron | DetectorMethod::MetaDetectron | DetectorMethod::MetaDetectronUntuned
+            ) {
                 return Err(super::usage_error(format!(
-                    "--method {}: only the null banks of detectron and meta-detectron are built in shards",
+                    "--method {}: only the null banks of detectron and meta-detectron(-untuned) are built in shards",
                     Method::from(f.method)
                 )));
             }
@@ -300,7 +303,9 @@ pub fn run(a: SlurmArgs) -> anyhow::Result<()> {
                 && s.methods.iter().any(|m| {
                     matches!(
                         m,
-                        super::choices::MethodArg::Detectron | super::choices::MethodArg::MetaDetectron
+                        super::choices::MethodArg::Detectron
+                            | super::choices::MethodArg::MetaDetectron
+                            | super::choices::MethodArg::MetaDetectronUntuned
                     )
                 })
             {

@@ -11,7 +11,7 @@
 //! - `model.safetensors` — f (tensor names = the PyTorch `state_dict` keys);
 //! - `reference.npy` — P, the reference images the tests compare against, u8 `[n, 3, 32, 32]`;
 //! - `banks/` — the null banks per |Q| (Detectron, Meta-Detectron);
-//! - `meta/` and `context.npy` — Meta-Detectron only: the meta-model that fine-tunes g and the
+//! - `meta/` and `context.npy` — Meta-Detectron (and its untuned ablation) only: the meta-model that fine-tunes g and the
 //!   context items f was generated from, u8 `[≤ 2000, 3, 32, 32]`.
 //!
 //! A fit sharded with `--shard I/N` ([`Detector::fit_shard`]) writes only its parts of the banks,
@@ -156,7 +156,7 @@ pub struct DetectorConfig {
 pub fn min_p_value(method: Method, null_runs: usize, md_null_runs: usize, permutations: usize) -> Option<f64> {
     let n = match method {
         Method::Detectron => null_runs,
-        Method::MetaDetectron => md_null_runs,
+        Method::MetaDetectron | Method::MetaDetectronUntuned => md_null_runs,
         Method::Mmd => permutations,
         _ => return None,
     };
@@ -196,7 +196,8 @@ impl DetectorConfig {
 
     /// Whether the method needs a bank per batch size.
     fn needs_banks(&self) -> bool {
-        matches!(self.method(), Some(Method::Detectron | Method::MetaDetectron))
+        self.method()
+            .is_some_and(|m| m == Method::Detectron || m.is_meta_detectron())
     }
 }
 
@@ -327,8 +328,8 @@ impl Detector {
                 Method::Detectron => {
                     det.setup.null_bank(n)?;
                 }
-                Method::MetaDetectron => {
-                    det.setup.meta_bank(n)?;
+                Method::MetaDetectron | Method::MetaDetectronUntuned => {
+                    det.setup.meta_bank(method, n)?;
                 }
                 _ => {}
             }
@@ -396,6 +397,12 @@ impl Detector {
                  (f's whole training split) is not stored in a detector directory",
             ));
         }
+        if method.is_meta_detectron() && cfg.meta_detectron.p_labels == super::PLabels::True {
+            return Err(invalid(
+                "a saved detector stores P without its labels: fit Meta-Detectron with \
+                 `--md-p-labels predicted`",
+            ));
+        }
         if sizes.is_empty() || sizes.contains(&0) {
             return Err(invalid(format!("--sizes {sizes:?}: give one or more batch sizes ≥ 1")));
         }
@@ -411,8 +418,8 @@ impl Detector {
         let alpha = cfg.detectron.alpha;
         let mut setup = Setup::with_reference(source, reference, reference_spec, cfg)?;
         let meta_dir = setup.meta_dir().map(Path::to_path_buf);
-        if method == Method::MetaDetectron && meta_dir.is_none() {
-            return Err(invalid("meta-detectron needs the meta-model (--meta) to fine-tune"));
+        if method.is_meta_detectron() && meta_dir.is_none() {
+            return Err(invalid(format!("{method} needs the meta-model (--meta) to fine-tune")));
         }
         let owns_banks = banks.is_none();
         let banks = match banks {
@@ -530,9 +537,9 @@ impl Detector {
                 put(&format!("{BANKS_DIR}/{fname}"), &bytes)?;
             }
         }
-        if self.method == Method::MetaDetectron {
+        if self.method.is_meta_detectron() {
             let Some(src) = &self.meta_dir else {
-                return Err(invalid("meta-detectron needs the meta-model"));
+                return Err(invalid(format!("{} needs the meta-model", self.method)));
             };
             for f in META_FILES {
                 let p = src.join(f);
@@ -580,7 +587,7 @@ impl Detector {
             weights[e.range()].copy_from_slice(&v);
         }
         let p_images = read_images(&dir.join(REFERENCE_FILE))?;
-        let (context, meta_dir) = if method == Method::MetaDetectron {
+        let (context, meta_dir) = if method.is_meta_detectron() {
             let ctx = read_images(&dir.join(CONTEXT_FILE))?;
             let all: Vec<usize> = (0..ctx.len()).collect();
             (

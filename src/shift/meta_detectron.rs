@@ -66,6 +66,51 @@ pub struct MetaDetectronConfig {
     /// Banks written before the field existed read as `false`.
     #[serde(default)]
     pub common_noise: bool,
+    /// The labels of P in ℓ_cdc: f's predictions (the official Detectron's choice, the default)
+    /// or P's true labels (the paper's Eq. 3, y_i).
+    /// Left out of the JSON at its default, so that banks written before the field existed keep
+    /// their cache file names ([`bank_path`] hashes the settings).
+    #[serde(default, skip_serializing_if = "PLabels::is_default")]
+    pub p_labels: PLabels,
+    /// The source noise g is generated from: f's own (g = f when nothing moved) or fresh noise
+    /// drawn from the model seed (g is then another member of the meta-model's law).
+    /// Left out of the JSON at its default, as `p_labels`.
+    #[serde(default, skip_serializing_if = "GNoise::is_default")]
+    pub g_noise: GNoise,
+}
+
+/// Which labels P carries in ℓ_cdc.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PLabels {
+    /// f's predictions on P.
+    #[default]
+    Predicted,
+    /// P's true labels (the reference set must be labelled).
+    True,
+}
+
+impl PLabels {
+    fn is_default(&self) -> bool {
+        *self == PLabels::default()
+    }
+}
+
+/// Which source noise g is generated from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GNoise {
+    /// f's noise (the model seed): g = f without fine-tuning.
+    #[default]
+    Model,
+    /// Noise of `derive_seed(model_seed, "meta-detectron-g", 0)`, the same for every run.
+    Fresh,
+}
+
+impl GNoise {
+    fn is_default(&self) -> bool {
+        *self == GNoise::default()
+    }
 }
 
 impl Default for MetaDetectronConfig {
@@ -84,6 +129,8 @@ impl Default for MetaDetectronConfig {
             trace: false,
             scope: Scope::All,
             common_noise: true,
+            p_labels: PLabels::Predicted,
+            g_noise: GNoise::Model,
         }
     }
 }
@@ -96,6 +143,24 @@ impl MetaDetectronConfig {
             crate::engine::rng::derive_seed(model_seed, "meta-detectron-am", 0)
         } else {
             own
+        }
+    }
+
+    /// The generation seed of g: f's (`model_seed`) or, with [`GNoise::Fresh`], one derived from it.
+    pub fn g_seed(&self, model_seed: u64) -> u64 {
+        match self.g_noise {
+            GNoise::Model => model_seed,
+            GNoise::Fresh => crate::engine::rng::derive_seed(model_seed, "meta-detectron-g", 0),
+        }
+    }
+
+    /// The settings of the untuned ablation ([`super::Method::MetaDetectronUntuned`]): the same
+    /// pipeline with no fine-tuning iteration, so g is the meta-model's own draw.
+    pub fn untuned(&self) -> Self {
+        MetaDetectronConfig {
+            iters: 0,
+            trace: false,
+            ..self.clone()
         }
     }
 }
@@ -136,10 +201,11 @@ pub struct MetaContext<'a> {
     pub base: BaseModel<'a>,
     /// f's normalization.
     pub norm: Normalization,
-    /// P as a dataset (raw pixels) and f's predictions on it.
+    /// P as a dataset (raw pixels) and its labels in ℓ_cdc (f's predictions or the true labels,
+    /// [`PLabels`]).
     pub p: &'a Dataset,
     pub p_labels: &'a [u32],
-    /// Seed of f's generation (reused for g, see the module doc).
+    /// Seed of f's generation (reused for g unless [`GNoise::Fresh`], see the module doc).
     pub model_seed: u64,
     /// ODE steps when generating.
     pub steps: usize,
@@ -239,7 +305,7 @@ pub fn meta_run(
     let mut probe = ctx.meta.clone();
     let solver = ctx.meta.config.solver;
     let generate = |m: &MetaModel| -> Result<Vec<f32>, ShiftError> {
-        Ok(sample(m, ctx.items, 1, ctx.steps, solver, ctx.model_seed)?.x)
+        Ok(sample(m, ctx.items, 1, ctx.steps, solver, cfg.g_seed(ctx.model_seed))?.x)
     };
     let mut trace = Vec::new();
     let mut trace_err: Option<ShiftError> = None;
@@ -459,9 +525,16 @@ pub fn build_bank_shard(
     Ok((part.bank.runs.len(), part.indices().len()))
 }
 
-/// The test: the query run against the bank. Returns the entropy result with the disagreement
-/// test in `extra`.
-pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -> Result<DetectionResult, ShiftError> {
+/// The test: the query run against the bank. Returns the entropy result named `name` (the
+/// method's name) with the disagreement test (`<name>-disagreement`) and the entropy-gain test
+/// (`<name>-entropy-gain`) in `extra`.
+pub fn decide(
+    query: &MetaRun,
+    bank: &MetaNullBank,
+    n_query: usize,
+    seed: u64,
+    name: &str,
+) -> Result<DetectionResult, ShiftError> {
     let alpha = bank.config.alpha;
     let ents: Vec<f64> = bank.runs.iter().map(|r| r.entropy).collect();
     let diss: Vec<f64> = bank.runs.iter().map(|r| r.disagreement).collect();
@@ -471,7 +544,7 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
     let gains: Vec<f64> = bank.runs.iter().map(gain).collect();
     let tg = quantile_test(gain(query), &gains, alpha)?;
     let gain_result = DetectionResult::new(
-        "meta-detectron-entropy-gain",
+        format!("{name}-entropy-gain"),
         gain(query),
         tg.threshold,
         tg.p_value,
@@ -480,7 +553,7 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
         seed,
     );
     let dis = DetectionResult::new(
-        "meta-detectron-disagreement",
+        format!("{name}-disagreement"),
         query.disagreement,
         td.threshold,
         td.p_value,
@@ -488,26 +561,20 @@ pub fn decide(query: &MetaRun, bank: &MetaNullBank, n_query: usize, seed: u64) -
         n_query,
         seed,
     );
-    Ok(DetectionResult::new(
-        "meta-detectron",
-        query.entropy,
-        te.threshold,
-        te.p_value,
-        te.reject,
-        n_query,
-        seed,
+    Ok(
+        DetectionResult::new(name, query.entropy, te.threshold, te.p_value, te.reject, n_query, seed)
+            .with("statistic_kind", "entropy")
+            .with("alpha", alpha)
+            .with("disagreement", dis.to_json())
+            .with("entropy_gain", gain_result.to_json())
+            .with("cdc_per_iter", query.cdc.clone())
+            .with("entropy_per_iter", query.entropy_trace.clone())
+            .with("null_entropies", ents)
+            .with("null_disagreements", diss)
+            .with("null_entropy_gains", gains)
+            .with("iters", bank.config.iters)
+            .with("null_runs", bank.runs.len()),
     )
-    .with("statistic_kind", "entropy")
-    .with("alpha", alpha)
-    .with("disagreement", dis.to_json())
-    .with("entropy_gain", gain_result.to_json())
-    .with("cdc_per_iter", query.cdc.clone())
-    .with("entropy_per_iter", query.entropy_trace.clone())
-    .with("null_entropies", ents)
-    .with("null_disagreements", diss)
-    .with("null_entropy_gains", gains)
-    .with("iters", bank.config.iters)
-    .with("null_runs", bank.runs.len()))
 }
 
 #[cfg(test)]
@@ -552,7 +619,7 @@ mod tests {
                 .collect(),
         };
         let q = run(0.2, 0.1);
-        let r = decide(&q, &bank, 20, 0).unwrap().to_json();
+        let r = decide(&q, &bank, 20, 0, "meta-detectron").unwrap().to_json();
         assert_eq!(r["shift"], false, "{r}");
         let g = &r["entropy_gain"];
         assert_eq!(g["method"], "meta-detectron-entropy-gain");
@@ -578,6 +645,32 @@ mod tests {
         let old: MetaDetectronConfig = serde_json::from_value(json).unwrap();
         assert!(!old.common_noise);
         assert_ne!(old, common);
+    }
+
+    /// The fine-tuning choices added later are left out of the JSON at their defaults, so a bank
+    /// written before them keeps its file name; another choice gets another bank.
+    #[test]
+    fn default_choices_keep_older_bank_names() {
+        let cfg = MetaDetectronConfig::default();
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert!(
+            json.get("p_labels").is_none() && json.get("g_noise").is_none(),
+            "{json}"
+        );
+        let fresh = MetaDetectronConfig {
+            g_noise: GNoise::Fresh,
+            p_labels: PLabels::True,
+            ..cfg.clone()
+        };
+        let json = serde_json::to_value(&fresh).unwrap();
+        assert_eq!(
+            (json["g_noise"].as_str(), json["p_labels"].as_str()),
+            (Some("fresh"), Some("true"))
+        );
+        let back: MetaDetectronConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, fresh);
+        let p = Path::new("/c/key");
+        assert_ne!(bank_path(p, 20, &cfg), bank_path(p, 20, &fresh));
     }
 
     #[test]

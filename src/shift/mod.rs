@@ -18,7 +18,7 @@ pub use detector::{Detector, DetectorConfig};
 pub use detectron::{
     decide, detectron_test, run_detectron, BaseModel, Budget, DetectronConfig, DetectronRun, Images, NullBank,
 };
-pub use meta_detectron::MetaDetectronConfig;
+pub use meta_detectron::{GNoise, MetaDetectronConfig, PLabels};
 pub use pipeline::{BankShard, Method, ModelSource, Setup, SetupConfig};
 pub use result::DetectionResult;
 

@@ -17,7 +17,7 @@ use super::baselines::{bbsd, mmd};
 use super::detectron::{detectron_test, logits_chunked, BaseModel, Budget, DetectronConfig, Images, NullBank};
 use super::meta_detectron::{
     bank_path, build_bank_shard, dataset_from_tensor, decide, load_or_compute_bank, meta_run, MetaContext,
-    MetaDetectronConfig,
+    MetaDetectronConfig, PLabels,
 };
 use super::stats::{argmax_rows, binomial_sf};
 use super::{DetectionResult, ShiftError};
@@ -40,6 +40,10 @@ pub enum Method {
     Detectron,
     /// Meta-Detectron (the paper's method).
     MetaDetectron,
+    /// Meta-Detectron's ablation: the same pipeline with 0 fine-tuning iterations (g is the
+    /// meta-model's own draw; with f's noise g = f and the statistic is f's entropy), so a grid
+    /// shows what the fine-tuning adds.
+    MetaDetectronUntuned,
     /// BBSD: per-class KS on f's softmax, Bonferroni.
     Bbsd,
     /// MMD on f's softmax outputs (Gaussian kernel, median heuristic, permutations).
@@ -56,10 +60,16 @@ impl Method {
         match self {
             Method::Detectron => "detectron",
             Method::MetaDetectron => "meta-detectron",
+            Method::MetaDetectronUntuned => "meta-detectron-untuned",
             Method::Bbsd => "bbsd",
             Method::Mmd => "mmd",
             Method::Oracle => "oracle-error",
         }
+    }
+
+    /// Meta-Detectron or its untuned ablation (both need the meta-model and a P* bank).
+    pub fn is_meta_detectron(self) -> bool {
+        matches!(self, Method::MetaDetectron | Method::MetaDetectronUntuned)
     }
 }
 
@@ -69,11 +79,12 @@ impl FromStr for Method {
         match s.trim() {
             "detectron" => Ok(Method::Detectron),
             "meta-detectron" | "metadetectron" => Ok(Method::MetaDetectron),
+            "meta-detectron-untuned" | "metadetectron-untuned" => Ok(Method::MetaDetectronUntuned),
             "bbsd" => Ok(Method::Bbsd),
             "mmd" => Ok(Method::Mmd),
             "oracle" | "oracle-error" => Ok(Method::Oracle),
             other => Err(ShiftError::Invalid(format!(
-                "unknown method '{other}' (detectron, meta-detectron, bbsd, mmd, oracle)"
+                "unknown method '{other}' (detectron, meta-detectron, meta-detectron-untuned, bbsd, mmd, oracle)"
             ))),
         }
     }
@@ -665,10 +676,10 @@ impl Setup {
                 let dis = common(dis, wall, setup_s);
                 Ok(vec![ent, dis])
             }
-            Method::MetaDetectron => {
+            Method::MetaDetectron | Method::MetaDetectronUntuned => {
                 let t = Instant::now();
-                let (r, setup_s) = self.meta_detectron(Some(q), nq, seed)?;
-                let r = r.ok_or_else(|| ShiftError::Invalid("meta-detectron gave no result".into()))?;
+                let (r, setup_s) = self.meta_detectron(method, Some(q), nq, seed)?;
+                let r = r.ok_or_else(|| ShiftError::Invalid(format!("{method} gave no result")))?;
                 let wall = t.elapsed().as_secs_f64() - setup_s;
                 Ok(vec![common(r, wall, setup_s)])
             }
@@ -759,17 +770,43 @@ impl Setup {
         .with("reference_error", p0))
     }
 
-    /// The Meta-Detectron P* bank for |Q| = `n_query`: read from the cache, or computed and saved.
-    /// Returns the seconds spent computing it (0 when read).
-    pub fn meta_bank(&self, n_query: usize) -> Result<f64, ShiftError> {
-        Ok(self.meta_detectron(None, n_query, 0)?.1)
+    /// The P* bank of `method` (Meta-Detectron or its untuned ablation) for |Q| = `n_query`: read
+    /// from the cache, or computed and saved. Returns the seconds spent computing it (0 when read).
+    pub fn meta_bank(&self, method: Method, n_query: usize) -> Result<f64, ShiftError> {
+        Ok(self.meta_detectron(method, None, n_query, 0)?.1)
     }
 
-    /// Calls `f` with the Meta-Detectron context of this setup, the null pool, the settings and
-    /// the cache file of the P* bank for |Q| = `nq`
+    /// The Meta-Detectron settings `method` runs with: the setup's, with α of the setup; the
+    /// untuned ablation with no fine-tuning iteration ([`MetaDetectronConfig::untuned`]).
+    pub fn meta_config(&self, method: Method) -> MetaDetectronConfig {
+        let cfg = MetaDetectronConfig {
+            alpha: self.cfg.detectron.alpha,
+            ..self.cfg.meta_detectron.clone()
+        };
+        match method {
+            Method::MetaDetectronUntuned => cfg.untuned(),
+            _ => cfg,
+        }
+    }
+
+    /// P's labels in ℓ_cdc: f's predictions, or P's true labels ([`PLabels::True`]).
+    fn meta_p_labels(&self, which: PLabels) -> Result<Vec<u32>, ShiftError> {
+        match which {
+            PLabels::Predicted => Ok(argmax_rows(&self.p_softmax, self.spec.num_classes())),
+            PLabels::True => {
+                self.reference
+                    .require_labels("meta-detectron with true labels on P (--md-p-labels true)")?;
+                Ok(self.p_idx.iter().map(|&i| self.reference.labels[i]).collect())
+            }
+        }
+    }
+
+    /// Calls `f` with the Meta-Detectron context of this setup, the null pool, the settings of
+    /// `method` ([`Setup::meta_config`]) and the cache file of the P* bank for |Q| = `nq`
     /// (`<cache_dir>/<key>.meta-detectron-q<nq>-<settings>.json`).
     fn with_meta<T>(
         &self,
+        method: Method,
         nq: usize,
         f: impl FnOnce(&MetaContext<'_>, &Dataset, &MetaDetectronConfig, &Path) -> Result<T, ShiftError>,
     ) -> Result<T, ShiftError> {
@@ -785,13 +822,9 @@ impl Setup {
                 dir.display()
             )));
         }
-        let cfg = MetaDetectronConfig {
-            alpha: self.cfg.detectron.alpha,
-            ..self.cfg.meta_detectron.clone()
-        };
+        let cfg = self.meta_config(method);
         let items = self.context_items();
-        let c = self.spec.num_classes();
-        let p_labels = crate::shift::stats::argmax_rows(&self.p_softmax, c);
+        let p_labels = self.meta_p_labels(cfg.p_labels)?;
         let p_ds = self.reference.subset(&self.p_idx);
         let ctx = MetaContext {
             meta: &meta,
@@ -811,16 +844,18 @@ impl Setup {
         f(&ctx, &pool, &cfg, &path)
     }
 
-    /// Meta-Detectron on the query `q` (normalized, `nq` images): the P* bank (cached, see
-    /// [`Setup::with_meta`]), the query run and the test (no query: the bank only). Returns the
-    /// result and the seconds spent computing the bank (0 when read).
+    /// Meta-Detectron (or its untuned ablation, `method`) on the query `q` (normalized, `nq`
+    /// images): the P* bank (cached, see [`Setup::with_meta`]), the query run and the test (no
+    /// query: the bank only). Returns the result and the seconds spent computing the bank (0 when
+    /// read).
     fn meta_detectron(
         &self,
+        method: Method,
         q: Option<&[f32]>,
         nq: usize,
         seed: u64,
     ) -> Result<(Option<DetectionResult>, f64), ShiftError> {
-        self.with_meta(nq, |ctx, pool, cfg, path| {
+        self.with_meta(method, nq, |ctx, pool, cfg, path| {
             let t = Instant::now();
             let (bank, computed) = load_or_compute_bank(path, ctx, pool, nq, cfg, self.cfg.quiet)?;
             let setup_s = if computed { t.elapsed().as_secs_f64() } else { 0.0 };
@@ -841,7 +876,7 @@ impl Setup {
                 cfg,
                 cfg.run_seed(self.cfg.model_seed, seed.wrapping_add(0x9e37_79b9)),
             )?;
-            let r = decide(&run, &bank, nq, seed)?
+            let r = decide(&run, &bank, nq, seed, method.name())?
                 .with("null_bank", path.display().to_string())
                 .with("query_run_s", run.seconds);
             Ok((Some(r), setup_s))
@@ -877,16 +912,18 @@ impl Setup {
                     total,
                 })
             }
-            Method::MetaDetectron => self.with_meta(n_query, |ctx, pool, cfg, path| {
-                let (done, total) = build_bank_shard(path, ctx, pool, n_query, cfg, shard, self.cfg.quiet)?;
-                Ok(BankShard {
-                    bank: path.to_path_buf(),
-                    done,
-                    total,
+            Method::MetaDetectron | Method::MetaDetectronUntuned => {
+                self.with_meta(method, n_query, |ctx, pool, cfg, path| {
+                    let (done, total) = build_bank_shard(path, ctx, pool, n_query, cfg, shard, self.cfg.quiet)?;
+                    Ok(BankShard {
+                        bank: path.to_path_buf(),
+                        done,
+                        total,
+                    })
                 })
-            }),
+            }
             m => Err(ShiftError::Invalid(format!(
-                "--shard splits the null bank of detectron and meta-detectron; {m} has none"
+                "--shard splits the null bank of detectron, meta-detectron and meta-detectron-untuned; {m} has none"
             ))),
         }
     }

@@ -39,3 +39,52 @@ pub fn ok(args: &[&str]) -> String {
     assert_eq!(code, 0, "weightflow {args:?} failed:\n{err}");
     out
 }
+
+/// Trains the small 2-model CNN3 zoo of the shift tests on `REF` into `out`.
+pub fn small_zoo(out: &str) {
+    ok(&[
+        "zoo",
+        "train",
+        "--data",
+        REF,
+        "--test",
+        NULL,
+        "--models",
+        "2",
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+        "--lr",
+        "3e-3",
+        "--val-fraction",
+        "0.16",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        out,
+    ]);
+}
+
+/// Trains a tiny meta-model (10 iterations, width 32) on `zoo` into `out` with `extra`
+/// arguments; returns its `--json` summary.
+pub fn tiny_meta(zoo: &str, out: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "flow",
+        "train",
+        "--zoo",
+        zoo,
+        "--out",
+        out,
+        "--iterations",
+        "10",
+        "--width",
+        "32",
+        "--quiet",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let text = ok(&args);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
