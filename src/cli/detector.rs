@@ -4,7 +4,7 @@
 use super::detect::TestOptions;
 use crate::data::DatasetSpec;
 use crate::shard::Shard;
-use crate::shift::{Detector, Method};
+use crate::shift::{Detector, FitInputs, Method};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
@@ -155,19 +155,17 @@ fn fit(a: FitArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--reference {}", a.reference))?;
     let method: Method = a.method.into();
     let banks = crate::shift::detector::shard_dir(&a.out);
+    let inputs = FitInputs {
+        method,
+        source: &source,
+        reference,
+        reference_spec: &a.reference,
+        native_shape: native,
+        sizes: &a.sizes,
+        cfg,
+    };
     if let Some(shard) = a.shard {
-        let (config, built) = Detector::fit_shard(
-            method,
-            &source,
-            reference,
-            &a.reference,
-            native,
-            &a.sizes,
-            cfg,
-            &banks,
-            shard,
-        )
-        .with_context(|| {
+        let (config, built) = Detector::fit_shard(inputs, &banks, shard).with_context(|| {
             format!(
                 "fitting shard {shard} of {:?} against --reference {}",
                 a.method, a.reference
@@ -192,17 +190,8 @@ fn fit(a: FitArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let det = Detector::fit_in(
-        method,
-        &source,
-        reference,
-        &a.reference,
-        native,
-        &a.sizes,
-        cfg,
-        banks.is_dir().then_some(banks.as_path()),
-    )
-    .with_context(|| format!("fitting {:?} against --reference {}", a.method, a.reference))?;
+    let det = Detector::fit_in(inputs, banks.is_dir().then_some(banks.as_path()))
+        .with_context(|| format!("fitting {:?} against --reference {}", a.method, a.reference))?;
     det.save(&a.out)?;
     if let Some(w) = det.config.alpha_warning() {
         eprintln!("warning: {w}");

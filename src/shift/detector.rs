@@ -273,6 +273,21 @@ fn items_to_dataset(items: &[f32], shape: [usize; 3]) -> Result<Dataset, ShiftEr
     Ok(Dataset::unlabeled("context", px, shape)?)
 }
 
+/// What a detector is fitted from: the method, f, the reference set and the settings.
+pub struct FitInputs<'a> {
+    pub method: Method,
+    /// Where f comes from (a model file or a meta-model).
+    pub source: &'a ModelSource,
+    /// The reference set, already loaded from `reference_spec`.
+    pub reference: Dataset,
+    pub reference_spec: &'a str,
+    /// The reference images' shape as stored, before conversion to f's input.
+    pub native_shape: [usize; 3],
+    /// The query sizes |Q| to build banks for.
+    pub sizes: &'a [usize],
+    pub cfg: SetupConfig,
+}
+
 impl Detector {
     /// Fits `method` with f from `source` against `reference` (already loaded from
     /// `reference_spec`, native shape `native_shape`): builds the setup and computes the banks for
@@ -286,7 +301,7 @@ impl Detector {
         sizes: &[usize],
         cfg: SetupConfig,
     ) -> Result<Detector, ShiftError> {
-        Self::fit_in(
+        let inputs = FitInputs {
             method,
             source,
             reference,
@@ -294,34 +309,16 @@ impl Detector {
             native_shape,
             sizes,
             cfg,
-            None,
-        )
+        };
+        Self::fit_in(inputs, None)
     }
 
     /// [`Detector::fit`] with the banks computed in the folder `banks` (kept), e.g. a sharded
     /// fit's `DET/shards` ([`shard_dir`]), whose shard parts are merged into the banks when every
     /// shard is done (an error names those missing); `None`: a temp folder.
-    #[allow(clippy::too_many_arguments)]
-    pub fn fit_in(
-        method: Method,
-        source: &ModelSource,
-        reference: Dataset,
-        reference_spec: &str,
-        native_shape: [usize; 3],
-        sizes: &[usize],
-        cfg: SetupConfig,
-        banks: Option<&Path>,
-    ) -> Result<Detector, ShiftError> {
-        let det = Self::prepare(
-            method,
-            source,
-            reference,
-            reference_spec,
-            native_shape,
-            sizes,
-            cfg,
-            banks,
-        )?;
+    pub fn fit_in(inputs: FitInputs<'_>, banks: Option<&Path>) -> Result<Detector, ShiftError> {
+        let method = inputs.method;
+        let det = Self::prepare(inputs, banks)?;
         let quiet = det.setup.cfg.quiet;
         for &n in &det.config.sizes {
             match method {
@@ -343,28 +340,13 @@ impl Detector {
     /// Builds (or resumes) the part of `shard` of every bank of the detector in the folder
     /// `banks` ([`Setup::bank_shard`]) and nothing else: no detector is saved. Returns the
     /// detector's configuration and what was built per size.
-    #[allow(clippy::too_many_arguments)]
     pub fn fit_shard(
-        method: Method,
-        source: &ModelSource,
-        reference: Dataset,
-        reference_spec: &str,
-        native_shape: [usize; 3],
-        sizes: &[usize],
-        cfg: SetupConfig,
+        inputs: FitInputs<'_>,
         banks: &Path,
         shard: Shard,
     ) -> Result<(DetectorConfig, Vec<BankShard>), ShiftError> {
-        let det = Self::prepare(
-            method,
-            source,
-            reference,
-            reference_spec,
-            native_shape,
-            sizes,
-            cfg,
-            Some(banks),
-        )?;
+        let method = inputs.method;
+        let det = Self::prepare(inputs, Some(banks))?;
         let built = det
             .config
             .sizes
@@ -375,17 +357,16 @@ impl Detector {
     }
 
     /// The setup and configuration of a detector, its banks not computed yet.
-    #[allow(clippy::too_many_arguments)]
-    fn prepare(
-        method: Method,
-        source: &ModelSource,
-        reference: Dataset,
-        reference_spec: &str,
-        native_shape: [usize; 3],
-        sizes: &[usize],
-        cfg: SetupConfig,
-        banks: Option<&Path>,
-    ) -> Result<Detector, ShiftError> {
+    fn prepare(inputs: FitInputs<'_>, banks: Option<&Path>) -> Result<Detector, ShiftError> {
+        let FitInputs {
+            method,
+            source,
+            reference,
+            reference_spec,
+            native_shape,
+            sizes,
+            cfg,
+        } = inputs;
         if method == Method::Oracle {
             return Err(invalid(
                 "the label oracle reads the query's true labels: it is no detector for unlabeled batches",

@@ -14,7 +14,7 @@ pub mod pipeline;
 pub mod result;
 pub mod stats;
 
-pub use detector::{Detector, DetectorConfig};
+pub use detector::{Detector, DetectorConfig, FitInputs};
 pub use detectron::{
     decide, detectron_test, run_detectron, BaseModel, Budget, DetectronConfig, DetectronRun, Images, NullBank,
 };
